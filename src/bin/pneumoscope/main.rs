@@ -1,0 +1,58 @@
+//! `pneumoscope`: the native command line. Each subcommand is a thin shell over the library.
+
+mod eval;
+mod export;
+mod import;
+mod predict;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "pneumoscope", version, about = "Private chest X-ray pneumonia screening (DenseNet121) — native CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Classify image files; prints one JSON object per file.
+    Predict(predict::Args),
+    /// Train a DenseNet on a labelled image folder (checkpointed, resumable).
+    Train(train::Args),
+    /// Measure a model on a labelled folder: accuracy, sensitivity, specificity, F1, ROC AUC.
+    Eval(eval::Args),
+    /// Quantize trained weights to the shipped int8 format with a measured model card.
+    Export(export::Args),
+    /// Import a torchvision DenseNet state dict (.pth) into our f32 checkpoint format.
+    Import(import::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Predict(args) => predict::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Export(args) => export::run(args),
+    }
+}
+
+/// The compute device named on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DeviceChoice {
+    /// Pure-Rust CPU backend (flex), multi-threaded.
+    Cpu,
+    /// GPU through wgpu (Vulkan / Metal / DX12), if one is present.
+    Wgpu,
+}
+
+impl DeviceChoice {
+    pub fn device(self) -> burn::prelude::Device {
+        match self {
+            DeviceChoice::Cpu => burn::prelude::Device::flex(),
+            DeviceChoice::Wgpu => burn::prelude::Device::wgpu(Default::default()),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+use crate::import::config_for_depth;
+use pneumoscope::train::augment::Augmentation;
+use pneumoscope::train::run::{STOP, TrainConfig, train};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Dataset root: `DIR/train/{CLASS}/*.jpeg` (+ optional `DIR/val/`); class names come from
+    /// the folder names. Two classes → one sigmoid output; N classes → softmax.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run folder: config, split, metrics.csv, checkpoints, best weights.
+    #[arg(long, default_value = "runs/densenet121")]
+    out: PathBuf,
+    /// Continue the interrupted run in --out exactly where its last checkpoint left it
+    /// (all other options are read from its config.json).
+    #[arg(long)]
+    resume: bool,
+    /// torchvision DenseNet checkpoint to start from (e.g. densenet121-a639ec97.pth);
+    /// trains the head with a frozen backbone first, then the last two dense blocks.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// DenseNet depth: 121, 169 or 201.
+    #[arg(long, default_value_t = 121)]
+    depth: usize,
+    /// Use the tiny test architecture instead (seconds per epoch; for smoke tests).
+    #[arg(long)]
+    tiny: bool,
+    /// Model input side in pixels (written to the model card; inference uses the same).
+    #[arg(long, default_value_t = 224)]
+    image_size: usize,
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Floor for ReduceLROnPlateau.
+    #[arg(long, default_value_t = 1e-6)]
+    min_lr: f64,
+    /// Epochs without validation-loss improvement before the learning rate is multiplied by --plateau-factor.
+    #[arg(long, default_value_t = 2)]
+    plateau_patience: usize,
+    #[arg(long, default_value_t = 0.3)]
+    plateau_factor: f64,
+    /// Stop after this many epochs without a better validation ROC AUC.
+    #[arg(long, default_value_t = 5)]
+    early_stopping: usize,
+    /// Share of train carved out for validation when DIR/val is missing or too small.
+    #[arg(long, default_value_t = 0.15)]
+    val_fraction: f64,
+    /// DIR/val is used only if it has at least this many images (the official one has 16).
+    #[arg(long, default_value_t = 200)]
+    min_val_images: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Turn off augmentation (rotation ±15°, shift ±10 %, zoom ±10 %, flip, brightness 0.8–1.2).
+    #[arg(long)]
+    no_augment: bool,
+    /// Turn off horizontal flips only (the heart is on the left in real radiographs).
+    #[arg(long)]
+    no_flip: bool,
+    /// Turn off class weights (balanced weights counter the 1:3 NORMAL:PNEUMONIA imbalance).
+    #[arg(long)]
+    no_class_weights: bool,
+    /// With --init: epochs with the backbone frozen.
+    #[arg(long, default_value_t = 2)]
+    frozen_epochs: usize,
+    /// Also checkpoint inside an epoch every this many minutes.
+    #[arg(long, default_value_t = 10.0)]
+    checkpoint_minutes: f64,
+    /// Train on at most this many images (0 = all), for quick trials.
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let classes = pneumoscope::train::data::scan(&{
+        let t = args.data.join("train");
+        if t.is_dir() { t } else { args.data.clone() }
+    })?
+    .classes
+    .len();
+    let outputs = if classes == 2 { 1 } else { classes };
+    let model = if args.tiny { pneumoscope::model::DenseNetConfig::tiny(outputs) } else { config_for_depth(args.depth, outputs)? };
+    let mut augmentation = if args.no_augment { Augmentation::none() } else { Augmentation::default() };
+    augmentation.horizontal_flip &= !args.no_flip;
+    let config = TrainConfig {
+        data: args.data,
+        out: args.out,
+        init: args.init,
+        model,
+        image_size: args.image_size,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        min_learning_rate: args.min_lr,
+        plateau_patience: args.plateau_patience,
+        plateau_factor: args.plateau_factor,
+        early_stopping_patience: args.early_stopping,
+        val_fraction: args.val_fraction,
+        min_val_images: args.min_val_images,
+        seed: args.seed,
+        augmentation,
+        class_weights: !args.no_class_weights,
+        frozen_epochs: args.frozen_epochs,
+        checkpoint_minutes: args.checkpoint_minutes,
+        limit: args.limit,
+    };
+    ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130); // second Ctrl-C: leave now
+        }
+        eprintln!("\nstopping: saving a checkpoint after this batch (Ctrl-C again to quit at once)");
+    })?;
+    let state = train(config, args.resume)?;
+    eprintln!(
+        "done: {} epochs, best validation AUC {:.4} (epoch {:?}), {:.0} s of training",
+        state.epoch, state.best_auc, state.best_epoch, state.train_seconds
+    );
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! The model card: the one source of truth for input size, normalisation, labels, threshold,
+//! interpretation bands and the measured metrics that travel with a set of weights.
+
+use crate::model::DenseNetConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelCard {
+    pub name: String,
+    pub version: String,
+    pub architecture: Architecture,
+    /// Square side in pixels the image is resized to.
+    pub input_size: usize,
+    pub normalisation: Normalisation,
+    /// Class names in output order; for two classes the single output is `labels[1]`'s logit.
+    pub labels: Vec<String>,
+    pub positive_label: String,
+    /// Decision threshold on the positive probability, chosen on validation data.
+    pub threshold: f32,
+    pub bands: Bands,
+    pub training: Training,
+    #[serde(default)]
+    pub metrics: Metrics,
+    pub weights: WeightsInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Architecture {
+    pub family: String,
+    pub depth: usize,
+    pub growth_rate: usize,
+    pub block_config: Vec<usize>,
+    pub num_init_features: usize,
+    pub bn_size: usize,
+    pub num_outputs: usize,
+}
+
+impl Architecture {
+    pub fn from_config(config: &DenseNetConfig) -> Self {
+        let layers: usize = config.block_config.iter().sum();
+        Self {
+            family: "densenet".into(),
+            // Two convs per dense layer, one per transition, the stem conv and the classifier.
+            depth: 2 * layers + config.block_config.len() + 1,
+            growth_rate: config.growth_rate,
+            block_config: config.block_config.clone(),
+            num_init_features: config.num_init_features,
+            bn_size: config.bn_size,
+            num_outputs: config.num_outputs,
+        }
+    }
+
+    pub fn config(&self) -> DenseNetConfig {
+        DenseNetConfig::new()
+            .with_growth_rate(self.growth_rate)
+            .with_block_config(self.block_config.clone())
+            .with_num_init_features(self.num_init_features)
+            .with_bn_size(self.bn_size)
+            .with_num_outputs(self.num_outputs)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Normalisation {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Normalisation {
+    /// torchvision's ImageNet statistics, used by every ImageNet-initialised model.
+    pub fn imagenet() -> Self {
+        Self { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }
+    }
+}
+
+/// Probability bands used to word the result for a clinician.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Bands {
+    /// At or above: strong signal for the positive class.
+    pub strong: f32,
+    /// From here up to `grey_high`: the model is uncertain.
+    pub grey_low: f32,
+    pub grey_high: f32,
+    /// Below: leans towards the negative class.
+    pub leans_negative: f32,
+}
+
+impl Default for Bands {
+    fn default() -> Self {
+        Self { strong: 0.80, grey_low: 0.55, grey_high: 0.75, leans_negative: 0.50 }
+    }
+}
+
+/// How a probability reads for a clinician.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    Strong,
+    Moderate,
+    GreyZone,
+    Borderline,
+    LeansNegative,
+}
+
+impl Bands {
+    pub fn classify(&self, probability: f32) -> Band {
+        if probability >= self.strong {
+            Band::Strong
+        } else if probability > self.grey_high {
+            Band::Moderate
+        } else if probability >= self.grey_low {
+            Band::GreyZone
+        } else if probability >= self.leans_negative {
+            Band::Borderline
+        } else {
+            Band::LeansNegative
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Training {
+    pub data: String,
+    pub split: String,
+    pub recipe: String,
+    pub epochs: f32,
+    pub compute: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Metrics {
+    /// Measured on the official test split with the exported (quantized) weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestMetrics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<TestMetrics>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TestMetrics {
+    pub images: usize,
+    pub accuracy: f64,
+    pub sensitivity: f64,
+    pub specificity: f64,
+    pub precision: f64,
+    pub f1: f64,
+    pub roc_auc: f64,
+    /// Rows: true class; columns: predicted class, in `labels` order.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WeightsInfo {
+    pub file: String,
+    pub format: String,
+    pub dtype: String,
+    pub bytes: usize,
+    pub sha256: String,
+}
+
+impl ModelCard {
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a model card always serialises")
+    }
+
+    /// A card for a freshly built model, before training has filled in the facts.
+    pub fn new(name: &str, config: &DenseNetConfig, labels: Vec<String>, input_size: usize) -> Self {
+        let positive_label = labels.last().cloned().unwrap_or_default();
+        Self {
+            name: name.into(),
+            version: "0".into(),
+            architecture: Architecture::from_config(config),
+            input_size,
+            normalisation: Normalisation::imagenet(),
+            labels,
+            positive_label,
+            threshold: 0.5,
+            bands: Bands::default(),
+            training: Training::default(),
+            metrics: Metrics::default(),
+            weights: WeightsInfo::default(),
+        }
+    }
+
+    /// Index of the positive class in `labels`.
+    pub fn positive_index(&self) -> usize {
+        self.labels.iter().position(|l| *l == self.positive_label).unwrap_or(self.labels.len() - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn densenet121_depth_is_121() {
+        assert_eq!(Architecture::from_config(&DenseNetConfig::densenet121(1)).depth, 121);
+        assert_eq!(Architecture::from_config(&DenseNetConfig::densenet169(1)).depth, 169);
+        assert_eq!(Architecture::from_config(&DenseNetConfig::densenet201(1)).depth, 201);
+    }
+
+    #[test]
+    fn bands_follow_the_card() {
+        let b = Bands::default();
+        assert_eq!(b.classify(0.95), Band::Strong);
+        assert_eq!(b.classify(0.78), Band::Moderate);
+        assert_eq!(b.classify(0.60), Band::GreyZone);
+        assert_eq!(b.classify(0.52), Band::Borderline);
+        assert_eq!(b.classify(0.10), Band::LeansNegative);
+    }
+
+    #[test]
+    fn card_round_trips_through_json() {
+        let card = ModelCard::new("t", &DenseNetConfig::tiny(1), vec!["NORMAL".into(), "PNEUMONIA".into()], 64);
+        assert_eq!(ModelCard::from_json(&card.to_json()).unwrap(), card);
+        assert_eq!(card.architecture.config(), DenseNetConfig::tiny(1));
+    }
+}

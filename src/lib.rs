@@ -1,0 +1,17 @@
+//! Pneumoscope: private chest X-ray screening with DenseNet121, shared by the browser app and
+//! the native CLI. The flow of one X-ray:
+//!
+//! bytes → [`decode`] → [`preprocess`] → [`model`] → [`gradcam`] → [`predict::Prediction`],
+//! with input size, normalisation, labels and threshold read from the [`card`] that travels
+//! with the [`weights`].
+
+pub mod card;
+pub mod decode;
+pub mod gradcam;
+pub mod metrics;
+pub mod model;
+pub mod predict;
+pub mod preprocess;
+pub mod weights;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;

@@ -1,0 +1,256 @@
+//! DenseNet as torchvision defines it (Huang et al. 2017), with a small head for N classes.
+//!
+//! Field names mirror torchvision's state-dict keys (`features.conv0`, `norm5`, `classifier`, ...)
+//! so that importing a torchvision checkpoint needs only the list renames in `weights::import`.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// Architecture hyper-parameters; `densenet121()` is torchvision's default.
+#[derive(Config, Debug, PartialEq)]
+pub struct DenseNetConfig {
+    #[config(default = "32")]
+    pub growth_rate: usize,
+    #[config(default = "vec![6, 12, 24, 16]")]
+    pub block_config: Vec<usize>,
+    #[config(default = "64")]
+    pub num_init_features: usize,
+    #[config(default = "4")]
+    pub bn_size: usize,
+    /// 1 output (sigmoid) for two classes, N outputs (softmax) otherwise.
+    #[config(default = "1")]
+    pub num_outputs: usize,
+}
+
+impl DenseNetConfig {
+    pub fn densenet121(num_outputs: usize) -> Self {
+        Self::new().with_num_outputs(num_outputs)
+    }
+    pub fn densenet169(num_outputs: usize) -> Self {
+        Self::new().with_block_config(vec![6, 12, 32, 32]).with_num_outputs(num_outputs)
+    }
+    pub fn densenet201(num_outputs: usize) -> Self {
+        Self::new().with_block_config(vec![6, 12, 48, 32]).with_num_outputs(num_outputs)
+    }
+    /// A few-kilobyte network with the same structure, for fast tests and golden fixtures.
+    pub fn tiny(num_outputs: usize) -> Self {
+        Self::new()
+            .with_growth_rate(4)
+            .with_block_config(vec![2, 2])
+            .with_num_init_features(8)
+            .with_bn_size(2)
+            .with_num_outputs(num_outputs)
+    }
+
+    /// Channels of the last feature map (input of the classifier).
+    pub fn num_features(&self) -> usize {
+        let mut channels = self.num_init_features;
+        for (i, &layers) in self.block_config.iter().enumerate() {
+            channels += layers * self.growth_rate;
+            if i + 1 < self.block_config.len() {
+                channels /= 2;
+            }
+        }
+        channels
+    }
+
+    pub fn init(&self, device: &Device) -> DenseNet {
+        let mut channels = self.num_init_features;
+        let mut blocks = Vec::new();
+        let mut transitions = Vec::new();
+        for (i, &layers) in self.block_config.iter().enumerate() {
+            blocks.push(DenseBlock::new(layers, channels, self.growth_rate, self.bn_size, device));
+            channels += layers * self.growth_rate;
+            if i + 1 < self.block_config.len() {
+                transitions.push(Transition::new(channels, channels / 2, device));
+                channels /= 2;
+            }
+        }
+        DenseNet {
+            features: Features {
+                conv0: conv(3, self.num_init_features, 7, 2, 3, device),
+                norm0: batch_norm(self.num_init_features, device),
+                pool0: MaxPool2dConfig::new([3, 3])
+                    .with_strides([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(),
+                blocks,
+                transitions,
+                norm5: batch_norm(channels, device),
+            },
+            classifier: LinearConfig::new(channels, self.num_outputs).init(device),
+        }
+    }
+}
+
+fn conv(input: usize, output: usize, kernel: usize, stride: usize, pad: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([input, output], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(false)
+        .init(device)
+}
+
+fn batch_norm(features: usize, device: &Device) -> BatchNorm {
+    // torchvision's eps and momentum.
+    BatchNormConfig::new(features).with_epsilon(1e-5).with_momentum(0.1).init(device)
+}
+
+#[derive(Module, Debug)]
+pub struct DenseLayer {
+    norm1: BatchNorm,
+    conv1: Conv2d,
+    norm2: BatchNorm,
+    conv2: Conv2d,
+}
+
+impl DenseLayer {
+    fn new(input: usize, growth: usize, bn_size: usize, device: &Device) -> Self {
+        Self {
+            norm1: batch_norm(input, device),
+            conv1: conv(input, bn_size * growth, 1, 1, 0, device),
+            norm2: batch_norm(bn_size * growth, device),
+            conv2: conv(bn_size * growth, growth, 3, 1, 1, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.conv1.forward(relu(self.norm1.forward(x)));
+        self.conv2.forward(relu(self.norm2.forward(x)))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DenseBlock {
+    layers: Vec<DenseLayer>,
+}
+
+impl DenseBlock {
+    fn new(count: usize, input: usize, growth: usize, bn_size: usize, device: &Device) -> Self {
+        let layers = (0..count)
+            .map(|i| DenseLayer::new(input + i * growth, growth, bn_size, device))
+            .collect();
+        Self { layers }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        // Each layer sees the concatenation of every earlier output. Concatenating once per
+        // layer (instead of keeping a list) keeps one live buffer, as torchvision's memory path.
+        let mut features = x;
+        for layer in &self.layers {
+            let new = layer.forward(features.clone());
+            features = Tensor::cat(vec![features, new], 1);
+        }
+        features
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Transition {
+    norm: BatchNorm,
+    conv: Conv2d,
+    pool: AvgPool2d,
+}
+
+impl Transition {
+    fn new(input: usize, output: usize, device: &Device) -> Self {
+        Self {
+            norm: batch_norm(input, device),
+            conv: conv(input, output, 1, 1, 0, device),
+            pool: AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.pool.forward(self.conv.forward(relu(self.norm.forward(x))))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Features {
+    conv0: Conv2d,
+    norm0: BatchNorm,
+    pool0: MaxPool2d,
+    blocks: Vec<DenseBlock>,
+    transitions: Vec<Transition>,
+    norm5: BatchNorm,
+}
+
+impl Features {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut x = self.pool0.forward(relu(self.norm0.forward(self.conv0.forward(x))));
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x);
+            if let Some(transition) = self.transitions.get(i) {
+                x = transition.forward(x);
+            }
+        }
+        self.norm5.forward(x)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DenseNet {
+    pub features: Features,
+    pub classifier: Linear,
+}
+
+impl DenseNet {
+    /// The last feature map, `features.norm5`'s output (before the final ReLU): the layer
+    /// Grad-CAM explains, as pytorch-grad-cam's `model.features[-1]`.
+    pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
+        self.features.forward(images)
+    }
+
+    /// Logits from the last feature map: ReLU → global average pool → linear.
+    pub fn head(&self, features: Tensor<4>) -> Tensor<2> {
+        let pooled = relu(features).mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
+        self.classifier.forward(pooled)
+    }
+
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.head(self.forward_features(images))
+    }
+
+    /// Transfer learning: freezes the backbone except its last `trainable` dense blocks (with
+    /// the transitions between them) and the final norm; the classifier always trains.
+    pub fn freeze_backbone_except_last(mut self, trainable: usize) -> Self {
+        let f = self.features;
+        let blocks = f.blocks.len();
+        let first_trainable = blocks.saturating_sub(trainable);
+        self.features = Features {
+            conv0: toggle(false, f.conv0),
+            norm0: toggle(false, f.norm0),
+            pool0: f.pool0,
+            blocks: f.blocks.into_iter().enumerate().map(|(i, b)| toggle(i >= first_trainable, b)).collect(),
+            transitions: f.transitions.into_iter().enumerate().map(|(i, t)| toggle(i + 1 >= first_trainable, t)).collect(),
+            norm5: toggle(trainable > 0, f.norm5),
+        };
+        self
+    }
+
+    /// Number of classifier outputs (1 = binary with sigmoid).
+    pub fn num_outputs(&self) -> usize {
+        self.classifier.weight.shape().dims::<2>()[1]
+    }
+}
+
+fn toggle<M: Module>(train: bool, module: M) -> M {
+    if train { module.unfreeze() } else { module.freeze() }
+}
+
+/// Logits → class probabilities: sigmoid for one output (returns `[1-p, p]`), softmax otherwise.
+pub fn probabilities(logits: Tensor<2>) -> Tensor<2> {
+    let [_, outputs] = logits.dims();
+    if outputs == 1 {
+        let p = burn::tensor::activation::sigmoid(logits);
+        Tensor::cat(vec![p.clone().neg().add_scalar(1.0), p], 1)
+    } else {
+        burn::tensor::activation::softmax(logits, 1)
+    }
+}
