@@ -65,7 +65,8 @@ pub struct TrainState {
     pub learning_rate: f64,
     pub best_auc: f64,
     pub best_epoch: Option<usize>,
-    pub best_val_loss: f64,
+    /// None until the first validation (JSON has no infinity).
+    pub best_val_loss: Option<f64>,
     pub plateau_wait: usize,
     pub epochs_without_improvement: usize,
     pub images_seen: usize,
@@ -270,13 +271,16 @@ pub fn train(config: TrainConfig, resume: bool) -> anyhow::Result<TrainState> {
     let positive = classes - 1;
     let norm = Normalisation::imagenet();
     let device = Device::flex().autodiff();
+    // Seeds weight initialisation (burn's generator is process-wide, so concurrent runs in one
+    // process are not reproducible; the CLI runs one).
+    device.seed(config.seed);
 
     let mut model = match &config.init {
         Some(path) => crate::weights::import::import_torchvision(path, &config.model, &device)?.0,
         None => config.model.init(&device),
     };
     let mut optim = AdamConfig::new().init();
-    let mut state = TrainState { learning_rate: config.learning_rate, best_val_loss: f64::INFINITY, ..Default::default() };
+    let mut state = TrainState { learning_rate: config.learning_rate, ..Default::default() };
     if resume {
         (model, optim, state) = load_checkpoint(&files, model, optim)?;
         eprintln!("resuming at epoch {} batch {} (lr {:.2e})", state.epoch + 1, state.batch, state.learning_rate);
@@ -300,6 +304,7 @@ pub fn train(config: TrainConfig, resume: bool) -> anyhow::Result<TrainState> {
         let mut order: Vec<usize> = (0..data.train.planes.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(config.seed.wrapping_add(epoch as u64)));
         let bar = progress_bar(batches as u64, &format!("epoch {}", epoch + 1));
+        let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         bar.set_position(state.batch as u64);
         let started = Instant::now();
         let mut images_this_session = 0usize;
@@ -328,6 +333,10 @@ pub fn train(config: TrainConfig, resume: bool) -> anyhow::Result<TrainState> {
             let rate = images_this_session as f64 / started.elapsed().as_secs_f64();
             bar.set_message(format!("loss {:.4} | {:.2} img/s", state.epoch_loss_sum / state.epoch_loss_count as f64, rate));
             bar.inc(1);
+            if !on_terminal && (b + 1) % 25 == 0 {
+                // No terminal (a background run writing to a log): a plain line now and then.
+                eprintln!("epoch {} batch {}/{batches}: loss {:.4}, {rate:.2} img/s", epoch + 1, b + 1, state.epoch_loss_sum / state.epoch_loss_count as f64);
+            }
             let stop = STOP.load(Ordering::SeqCst);
             if stop || last_checkpoint.elapsed().as_secs_f64() > config.checkpoint_minutes * 60.0 {
                 state.train_seconds += started.elapsed().as_secs_f64();
@@ -384,8 +393,8 @@ pub fn train(config: TrainConfig, resume: bool) -> anyhow::Result<TrainState> {
         } else {
             state.epochs_without_improvement += 1;
         }
-        if val_loss < state.best_val_loss - 1e-4 {
-            state.best_val_loss = val_loss;
+        if state.best_val_loss.is_none_or(|best| val_loss < best - 1e-4) {
+            state.best_val_loss = Some(val_loss);
             state.plateau_wait = 0;
         } else {
             state.plateau_wait += 1;
