@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 trunk build --release
-exec node tests/e2e/serve.mjs --dir dist --port "${PORT:-8080}"
+exec node tests/e2e/serve.mjs dist "${PORT:-8080}" /

@@ -37,7 +37,9 @@ if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VER
 fi
 
 # npm: wasm-opt (binaryen 132; Debian's 108 emits wasm Chromium rejects) and playwright-core.
-if [[ ! -x node_modules/.bin/wasm-opt ]] || ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ "$(cat node_modules/.installed-lock-sha256 2>/dev/null)" != "$lock_sum" ]]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.installed-lock-sha256
 fi

@@ -30,6 +30,10 @@ pub fn image_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
     if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
         return Err(DecodeError::Unsupported(format!("{format:?}").to_uppercase()));
     }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder pads a cut-off file with grey instead of failing; refuse it here.
+        return Err(DecodeError::Corrupt("the JPEG ends before its end-of-image marker".into()));
+    }
     let reader = || ImageReader::with_format(Cursor::new(bytes), format);
     let (width, height) = reader()
         .into_dimensions()
@@ -44,6 +48,17 @@ pub fn image_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
     let mut reader = reader();
     reader.limits(limits);
     reader.decode().map_err(|e| DecodeError::Corrupt(e.to_string()))
+}
+
+/// A complete JPEG has an end-of-image marker (FF D9) after its last start-of-scan (FF DA).
+/// Inside entropy-coded data every FF byte is stuffed or a restart marker, so neither pattern
+/// can appear by accident; an embedded thumbnail's own EOI comes before the main scan.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -72,6 +87,10 @@ mod tests {
         let bytes = png(64, 64);
         let truncated = &bytes[..bytes.len() / 2];
         assert!(matches!(image_from_bytes(truncated), Err(DecodeError::Corrupt(_))));
+        let jpeg = std::fs::read("../shared/data/chest_xray/test/NORMAL/IM-0001-0001.jpeg").unwrap();
+        assert!(image_from_bytes(&jpeg).is_ok());
+        let cut = &jpeg[..jpeg.len() / 3];
+        assert!(matches!(image_from_bytes(cut), Err(DecodeError::Corrupt(_))), "a truncated JPEG must be refused");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! with input size, normalisation, labels and threshold read from the [`card`] that travels
 //! with the [`weights`].
 
+#[cfg(target_arch = "wasm32")]
+pub mod app;
 pub mod card;
 pub mod decode;
 pub mod gradcam;

@@ -159,6 +159,8 @@ fn loss(logits: Tensor<2>, labels: &[usize], class_weights: &[f32], device: &Dev
 
 struct Data {
     classes: Vec<String>,
+    /// How validation was chosen, for split.json and the model card.
+    split_note: String,
     train: Decoded,
     val: Decoded,
 }
@@ -214,7 +216,7 @@ fn load_data(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<Data> {
     });
     write_atomic(&files.split(), serde_json::to_string_pretty(&record)?.as_bytes())?;
     eprintln!("data: {} train / {} validation images ({split_note})", train.planes.len(), val.planes.len());
-    Ok(Data { classes: folder.classes, train, val })
+    Ok(Data { classes: folder.classes, train, val, split_note })
 }
 
 fn report_skipped(skipped: &[(PathBuf, String)], usable: usize) -> anyhow::Result<()> {
@@ -387,6 +389,8 @@ pub fn train(config: TrainConfig, resume: bool) -> anyhow::Result<TrainState> {
             card.threshold = threshold;
             card.metrics.validation = Some(summarise(&scores, &truth, threshold));
             card.training.epochs = (epoch + 1) as f32;
+            card.training.data = format!("{} ({} training images)", config.data.display(), data.train.planes.len());
+            card.training.split = format!("validation: {} images, {}", data.val.planes.len(), data.split_note);
             card.weights = crate::card::WeightsInfo { file: "best.safetensors".into(), format: codec::FORMAT_F32.into(), dtype: "f32".into(), ..Default::default() };
             write_atomic(&files.best_weights(), &codec::encode(&eval_model, Precision::F32))?;
             write_atomic(&files.best_card(), card.to_json().as_bytes())?;

@@ -1,0 +1,73 @@
+// Pneumoscope service worker: keeps the app shell, the wasm and the weights in a local cache so
+// that after one visit the app loads and classifies with the network cut. It only ever fetches
+// this site's own files; nothing is sent anywhere.
+const CACHE = 'pneumoscope-v1';
+const scope = new URL(self.registration.scope);
+
+// The files of the current build, read from index.html (the wasm and JS names carry content
+// hashes), plus the model card and the weights file it names.
+async function buildFiles() {
+  const files = new Set(['./', 'index.html', 'manifest.webmanifest', 'boot.js', 'weights/model-card.json']);
+  const html = await (await fetch('./', { cache: 'no-cache' })).text();
+  for (const match of html.matchAll(/(?:href|src|data-js|data-wasm)="([^"]+)"/g)) {
+    const url = new URL(match[1], scope);
+    if (url.origin === scope.origin) files.add(url.href);
+  }
+  try {
+    const card = await (await fetch('weights/model-card.json', { cache: 'no-cache' })).json();
+    if (card.weights && card.weights.file) files.add(weightsUrl(card));
+  } catch (error) {
+    console.warn('service worker: no model card to cache yet', error);
+  }
+  return [...files].map((f) => new URL(f, scope).href);
+}
+
+// Must match the URL the app fetches (src/app/loader.rs): the sha256 makes it change with the weights.
+function weightsUrl(card) {
+  return new URL(`weights/${card.weights.file}?sha256=${card.weights.sha256}`, scope).href;
+}
+
+self.addEventListener('install', (event) => {
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    await cache.addAll(await buildFiles());
+    await self.skipWaiting();
+  })());
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil((async () => {
+    for (const name of await caches.keys()) if (name !== CACHE) await caches.delete(name);
+    await self.clients.claim();
+  })());
+});
+
+// Content-addressed files (hashed build outputs, weights named by their sha256) never change:
+// cache first. Everything else (the page, the card, boot.js): network first, cache when offline.
+function immutable(url) {
+  return url.searchParams.has('sha256') || /-[0-9a-f]{16}(_bg)?\.(js|wasm|css)$/.test(url.pathname);
+}
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  const url = new URL(request.url);
+  if (request.method !== 'GET' || url.origin !== scope.origin) return;
+  event.respondWith((async () => {
+    const cache = await caches.open(CACHE);
+    const key = request.mode === 'navigate' ? new URL('./', scope).href : request;
+    if (immutable(url)) {
+      const hit = await cache.match(key);
+      if (hit) return hit;
+    }
+    try {
+      const response = await fetch(request);
+      // Stored in the background so that the page streams the body (and its progress bar) at once.
+      if (response.ok && response.type === 'basic') event.waitUntil(cache.put(key, response.clone()));
+      return response;
+    } catch (error) {
+      const hit = await cache.match(key, { ignoreSearch: request.mode === 'navigate' });
+      if (hit) return hit;
+      throw error;
+    }
+  })());
+});

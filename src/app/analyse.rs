@@ -1,0 +1,105 @@
+//! Runs analyses one at a time: a single image goes to the detail view, several to the triage
+//! table. The browser gets control back between images, so the page stays responsive.
+
+use super::batch::Row;
+use super::errors::UiError;
+use super::loader::fall_back_to_cpu;
+use super::util::{object_url, read_file, revoke, yield_now};
+use super::{Analysis, AppState, Engine};
+use futures::lock::Mutex;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::rc::Rc;
+use std::sync::Arc;
+
+thread_local! {
+    static RUNNING: Rc<Mutex<()>> = Rc::new(Mutex::new(()));
+}
+
+/// Analyses the user's files (already filtered to what they meant to give).
+pub fn submit(state: AppState, files: Vec<web_sys::File>) {
+    if files.is_empty() {
+        state.error.set(Some(UiError::NoImages));
+        return;
+    }
+    // A new request replaces a batch still running.
+    let generation = state.batch.new_generation();
+    spawn_local(async move {
+        let lock = RUNNING.with(Rc::clone);
+        let _running = lock.lock().await;
+        wait_until_ready(state).await;
+        if files.len() == 1 {
+            single(state, &files[0]).await;
+        } else {
+            many(state, files, generation).await;
+        }
+    });
+}
+
+async fn wait_until_ready(state: AppState) {
+    while state.pipeline().is_none() {
+        if state.engine.get_untracked() == Engine::Failed {
+            return;
+        }
+        super::util::sleep(100).await;
+    }
+}
+
+async fn analyse(state: AppState, file: &web_sys::File) -> Result<Analysis, UiError> {
+    let bytes = read_file(file).await.map_err(UiError::FileRead)?;
+    let Some(pipeline) = state.pipeline() else {
+        return Err(UiError::Weights(state.error.get_untracked().map(|e| e.message(state.lang.get_untracked())).unwrap_or_default()));
+    };
+    match pipeline.analyse(&bytes).await {
+        Ok(p) => Ok(Analysis {
+            name: file.name(),
+            url: object_url(file),
+            probability: p.probability,
+            label: p.label,
+            band: p.band,
+            cam: Arc::new(p.cam),
+            timings: p.timings,
+        }),
+        Err(e) => {
+            let error = UiError::from(e);
+            if matches!(error, UiError::Readback(_)) {
+                fall_back_to_cpu(state, error.clone());
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn single(state: AppState, file: &web_sys::File) {
+    state.working.set(Some(file.name()));
+    state.error.set(None);
+    // The previous result goes away, so that nothing shown can be mistaken for this file's.
+    if let Some(old) = state.current.get_untracked() {
+        if !state.batch.owns(&old.url) {
+            revoke(&old.url);
+        }
+    }
+    state.current.set(None);
+    yield_now().await;
+    let result = analyse(state, file).await;
+    state.working.set(None);
+    match result {
+        Ok(analysis) => state.current.set(Some(analysis)),
+        Err(error) => state.error.set(Some(error)),
+    }
+}
+
+async fn many(state: AppState, files: Vec<web_sys::File>, generation: u64) {
+    state.error.set(None);
+    state.current.set(None);
+    state.batch.start(files.len());
+    for (index, file) in files.iter().enumerate() {
+        if !state.batch.is_current(generation) {
+            break;
+        }
+        yield_now().await;
+        let result = analyse(state, file).await;
+        state.batch.push(Row { index, name: file.name(), result });
+    }
+    state.batch.finish(generation);
+}

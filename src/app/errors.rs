@@ -1,0 +1,81 @@
+//! Everything that can go wrong, as data, so that each message is translated when shown.
+
+use super::i18n::Lang;
+use crate::decode::DecodeError;
+use crate::predict::PredictError;
+use crate::weights::WeightsError;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum UiError {
+    Empty,
+    NotAnImage,
+    Unsupported(String),
+    TooLarge { width: u32, height: u32, megapixels: f64 },
+    Corrupt(String),
+    FileRead(String),
+    Readback(String),
+    CardFetch(String),
+    CardInvalid(String),
+    WeightsFetch(String),
+    WeightsHash { found: String, expected: String },
+    Weights(String),
+    DeviceLost(String),
+    NoImages,
+}
+
+impl From<PredictError> for UiError {
+    fn from(e: PredictError) -> Self {
+        match e {
+            PredictError::Decode(DecodeError::Empty) => UiError::Empty,
+            PredictError::Decode(DecodeError::NotAnImage) => UiError::NotAnImage,
+            PredictError::Decode(DecodeError::Unsupported(f)) => UiError::Unsupported(f),
+            PredictError::Decode(DecodeError::TooLarge { width, height, megapixels }) => UiError::TooLarge { width, height, megapixels },
+            PredictError::Decode(DecodeError::Corrupt(why)) => UiError::Corrupt(why),
+            PredictError::Readback(why) => UiError::Readback(why),
+        }
+    }
+}
+
+impl From<WeightsError> for UiError {
+    fn from(e: WeightsError) -> Self {
+        match e {
+            WeightsError::Hash { found, expected } => UiError::WeightsHash { found, expected },
+            other => UiError::Weights(other.to_string()),
+        }
+    }
+}
+
+impl UiError {
+    /// Errors about one image: the app is fine, only that file could not be used.
+    pub fn message(&self, lang: Lang) -> String {
+        let fr = lang == Lang::Fr;
+        match self {
+            UiError::Empty => pick(fr, "The file is empty (0 bytes).", "Le fichier est vide (0 octet)."),
+            UiError::NotAnImage => pick(fr, "This file is not an image the app can read. Use a PNG or JPEG X-ray.", "Ce fichier n'est pas une image lisible. Utilisez une radiographie PNG ou JPEG."),
+            UiError::Unsupported(f) => if fr { format!("Les images {f} ne sont pas prises en charge. Utilisez PNG ou JPEG.") } else { format!("{f} images are not supported. Use PNG or JPEG.") },
+            UiError::TooLarge { width, height, megapixels } => if fr {
+                format!("L'image fait {width}×{height} ({megapixels:.0} mégapixels) ; la limite est de 50 mégapixels. Réduisez-la puis réessayez.")
+            } else {
+                format!("The image is {width}×{height} ({megapixels:.0} megapixels); the limit is 50 megapixels. Downscale it and try again.")
+            },
+            UiError::Corrupt(why) => if fr { format!("Le fichier image est endommagé ou tronqué ({why}).") } else { format!("The image file is damaged or truncated ({why}).") },
+            UiError::FileRead(why) => if fr { format!("Impossible de lire le fichier ({why}).") } else { format!("The file could not be read ({why}).") },
+            UiError::Readback(why) => if fr { format!("La lecture du résultat sur le GPU a échoué ({why}). Passage au CPU ; réessayez l'image.") } else { format!("Reading the result from the GPU failed ({why}). Switching to the CPU; try the image again.") },
+            UiError::CardFetch(why) => if fr { format!("Impossible de télécharger la fiche du modèle (weights/model-card.json) : {why}. Vérifiez la connexion puis réessayez.") } else { format!("The model card (weights/model-card.json) could not be downloaded: {why}. Check the connection and try again.") },
+            UiError::CardInvalid(why) => if fr { format!("La fiche du modèle est invalide : {why}.") } else { format!("The model card is invalid: {why}.") },
+            UiError::WeightsFetch(why) => if fr { format!("Le téléchargement des poids du modèle a échoué : {why}. Vérifiez la connexion puis réessayez.") } else { format!("Downloading the model weights failed: {why}. Check the connection and try again.") },
+            UiError::WeightsHash { found, expected } => if fr {
+                format!("Les poids téléchargés ne correspondent pas à la fiche du modèle (sha256 {found}, attendu {expected}). Le fichier est corrompu ou a été modifié ; il n'a pas été utilisé.")
+            } else {
+                format!("The downloaded weights do not match the model card (sha256 {found}, expected {expected}). The file is corrupted or was altered; it was not used.")
+            },
+            UiError::Weights(why) => if fr { format!("Les poids du modèle n'ont pas pu être chargés : {why}.") } else { format!("The model weights could not be loaded: {why}.") },
+            UiError::DeviceLost(why) => if fr { format!("Le GPU a été perdu ({why}). L'application continue sur le CPU.") } else { format!("The GPU device was lost ({why}). The app carries on with the CPU.") },
+            UiError::NoImages => pick(fr, "No PNG or JPEG images were found in what was dropped.", "Aucune image PNG ou JPEG n'a été trouvée dans ce qui a été déposé."),
+        }
+    }
+}
+
+fn pick(fr: bool, en: &str, fr_text: &str) -> String {
+    if fr { fr_text.to_string() } else { en.to_string() }
+}

@@ -1,0 +1,182 @@
+//! Loading the model: backend choice, model card, weights download with progress, sha256
+//! verification, warm-up; and the fall back to the CPU if the GPU device is lost.
+
+use super::backend::{self, Backend, CpuReason};
+use super::errors::UiError;
+use super::i18n::T;
+use super::util::{js_error, yield_now};
+use super::{AppState, Engine, use_state};
+use crate::card::ModelCard;
+use crate::predict::Pipeline;
+use image::DynamicImage;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+const CARD_URL: &str = "weights/model-card.json";
+
+/// The weights URL; the sha256 query makes it change whenever the weights do (the service worker
+/// caches it forever; see public/sw.js).
+pub fn weights_url(card: &ModelCard) -> String {
+    format!("weights/{}?sha256={}", card.weights.file, card.weights.sha256)
+}
+
+pub fn start(state: AppState, force_cpu: bool) {
+    spawn_local(async move {
+        if let Err(error) = load(state, force_cpu).await {
+            state.engine.set(Engine::Failed);
+            state.error.set(Some(error));
+        }
+    });
+}
+
+async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
+    state.pipeline.set_value(None);
+    state.engine.set(Engine::Starting);
+    let (device, chosen) = backend::choose(force_cpu, state.device_lost).await;
+    // Keep the reason when falling back after a device loss.
+    if state.backend.get_untracked() != Some(Backend::Cpu(CpuReason::DeviceLost)) || matches!(chosen, Backend::WebGpu { .. }) {
+        state.backend.set(Some(chosen));
+    }
+
+    state.engine.set(Engine::LoadingCard);
+    let text = fetch_text(CARD_URL).await.map_err(UiError::CardFetch)?;
+    let card = ModelCard::from_json(&text).map_err(|e| UiError::CardInvalid(e.to_string()))?;
+    state.card.set(Some(card.clone()));
+
+    let weights = match state.weights.get_value() {
+        Some(bytes) => bytes,
+        None => {
+            let total = card.weights.bytes as u64;
+            state.engine.set(Engine::Downloading { loaded: 0, total });
+            let bytes = fetch_bytes(&weights_url(&card), |loaded| state.engine.set(Engine::Downloading { loaded, total: total.max(loaded) }))
+                .await
+                .map_err(UiError::WeightsFetch)?;
+            Rc::new(bytes)
+        }
+    };
+
+    state.engine.set(Engine::Verifying);
+    yield_now().await;
+    let pipeline = Pipeline::load(card, &weights, &device)?;
+    // Only verified weights are kept for a later reload (e.g. after a GPU loss).
+    state.weights.set_value(Some(weights));
+
+    state.engine.set(Engine::WarmingUp);
+    yield_now().await;
+    let size = pipeline.card.input_size as u32;
+    let blank = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(size, size, image::Luma([128])));
+    pipeline.analyse_image(&blank).await?;
+
+    state.pipeline.set_value(Some(Rc::new(pipeline)));
+    state.engine.set(Engine::Ready);
+    Ok(())
+}
+
+/// Switches to the CPU when wgpu reports the device lost.
+pub fn watch_device_loss(state: AppState) {
+    Effect::new(move |_| {
+        if let Some(why) = state.device_lost.get() {
+            fall_back_to_cpu(state, UiError::DeviceLost(why));
+        }
+    });
+}
+
+/// Reloads the model on the CPU (weights are kept in memory) and shows why.
+pub fn fall_back_to_cpu(state: AppState, why: UiError) {
+    if !matches!(state.backend.get_untracked(), Some(Backend::WebGpu { .. })) {
+        return;
+    }
+    state.backend.set(Some(Backend::Cpu(CpuReason::DeviceLost)));
+    state.error.set(Some(why));
+    start(state, true);
+}
+
+async fn fetch(url: &str) -> Result<web_sys::Response, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.map_err(js_error)?.unchecked_into();
+    if !response.ok() {
+        return Err(format!("HTTP {} {}", response.status(), response.status_text()));
+    }
+    Ok(response)
+}
+
+async fn fetch_text(url: &str) -> Result<String, String> {
+    let response = fetch(url).await?;
+    let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
+    text.as_string().ok_or_else(|| "the response is not text".into())
+}
+
+/// Streams a download, reporting the bytes received so far.
+async fn fetch_bytes(url: &str, progress: impl Fn(u64)) -> Result<Vec<u8>, String> {
+    let response = fetch(url).await?;
+    let body = response.body().ok_or("empty response")?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(js_error)?;
+        let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done")).map_err(js_error)?;
+        if done.as_bool().unwrap_or(true) {
+            break;
+        }
+        let value = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(js_error)?;
+        bytes.extend_from_slice(&js_sys::Uint8Array::new(&value).to_vec());
+        progress(bytes.len() as u64);
+    }
+    Ok(bytes)
+}
+
+/// The status line (backend) and the loading progress.
+#[component]
+pub fn Loader() -> impl IntoView {
+    let state = use_state();
+    let status = move || match state.backend.get() {
+        None => state.t(T::StartingBackend).to_string(),
+        Some(Backend::WebGpu { adapter }) => format!("WebGPU — {adapter}"),
+        Some(Backend::Cpu(CpuReason::Unavailable)) => state.t(T::CpuUnavailable).to_string(),
+        Some(Backend::Cpu(CpuReason::Forced)) => state.t(T::CpuForced).to_string(),
+        Some(Backend::Cpu(CpuReason::DeviceLost)) => state.t(T::CpuAfterLoss).to_string(),
+    };
+    let stage = move || match state.engine.get() {
+        Engine::Starting => state.t(T::StartingBackend).to_string(),
+        Engine::LoadingCard => state.t(T::LoadingCard).to_string(),
+        Engine::Downloading { loaded, total } => format!("{} — {} / {}", state.t(T::Downloading), megabytes(loaded), megabytes(total)),
+        Engine::Verifying => state.t(T::Verifying).to_string(),
+        Engine::WarmingUp => state.t(T::WarmingUp).to_string(),
+        Engine::Ready => state.t(T::Ready).to_string(),
+        Engine::Failed => String::new(),
+    };
+    let fraction = move || match state.engine.get() {
+        Engine::Downloading { loaded, total } if total > 0 => Some(loaded as f64 / total as f64),
+        Engine::Verifying | Engine::WarmingUp => Some(1.0),
+        _ => None,
+    };
+    let forced = backend::cpu_forced_by_url();
+    view! {
+        <section class="loader" aria-live="polite">
+            <div class="status-row">
+                <span class="chip" data-testid="status">{status}</span>
+                <label class="force-cpu">
+                    <input type="checkbox" prop:checked=forced on:change=move |ev| backend::set_cpu_forced(event_target_checked(&ev))/>
+                    " " {move || state.t(T::ForceCpu)}
+                </label>
+            </div>
+            <p class="stage" data-testid="engine" data-state=move || format!("{:?}", state.engine.get()).split([' ', '{']).next().unwrap_or_default().to_lowercase()>
+                {stage}
+            </p>
+            {move || fraction().map(|f| view! { <progress max="1" prop:value=f></progress> })}
+            <Show when=move || state.engine.get() == Engine::Failed>
+                <button on:click=move |_| {
+                    state.error.set(None);
+                    start(state, backend::cpu_forced_by_url() || matches!(state.backend.get_untracked(), Some(Backend::Cpu(_))));
+                }>{move || state.t(T::Retry)}</button>
+            </Show>
+        </section>
+    }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}

@@ -1,0 +1,176 @@
+//! The browser app (Leptos, client-side rendered). One component per job:
+//! [`loader`] (backend, weights, warm-up), [`dropzone`] (files, folders, paste),
+//! [`result`] (probability, band, gauge), [`heatmap`] (Grad-CAM overlay), [`batch`] (triage
+//! table, CSV), [`model_card`] and [`help`] panels, [`i18n`] (English/French).
+
+mod analyse;
+mod backend;
+mod batch;
+mod dropzone;
+mod errors;
+mod heatmap;
+mod help;
+mod i18n;
+mod loader;
+mod model_card;
+mod result;
+mod util;
+
+use crate::card::{Band, ModelCard};
+use crate::gradcam::Cam;
+use crate::predict::{Pipeline, Timings};
+use backend::Backend;
+use errors::UiError;
+use i18n::{Lang, T};
+use leptos::prelude::*;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// One analysed image, as the detail view shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analysis {
+    pub name: String,
+    /// A `blob:` URL of the user's file (local to this page).
+    pub url: String,
+    pub probability: f32,
+    pub label: String,
+    pub band: Band,
+    pub cam: Arc<Cam>,
+    pub timings: Timings,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Engine {
+    Starting,
+    LoadingCard,
+    Downloading { loaded: u64, total: u64 },
+    Verifying,
+    WarmingUp,
+    Ready,
+    Failed,
+}
+
+/// State shared by the components (all fields are cheap copyable handles).
+#[derive(Clone, Copy)]
+pub struct AppState {
+    pub lang: RwSignal<Lang>,
+    pub backend: RwSignal<Option<Backend>>,
+    pub engine: RwSignal<Engine>,
+    pub card: RwSignal<Option<ModelCard>>,
+    pub current: RwSignal<Option<Analysis>>,
+    /// The message under the drop zone; the app stays usable whatever it says.
+    pub error: RwSignal<Option<UiError>>,
+    /// Set by wgpu's device-lost callback.
+    pub device_lost: RwSignal<Option<String>>,
+    /// Analysing a single image: its name.
+    pub working: RwSignal<Option<String>>,
+    pub batch: batch::BatchState,
+    pipeline: StoredValue<Option<Rc<Pipeline>>, LocalStorage>,
+    weights: StoredValue<Option<Rc<Vec<u8>>>, LocalStorage>,
+}
+
+impl AppState {
+    fn new() -> Self {
+        Self {
+            lang: RwSignal::new(Lang::initial()),
+            backend: RwSignal::new(None),
+            engine: RwSignal::new(Engine::Starting),
+            card: RwSignal::new(None),
+            current: RwSignal::new(None),
+            error: RwSignal::new(None),
+            device_lost: RwSignal::new(None),
+            working: RwSignal::new(None),
+            batch: batch::BatchState::new(),
+            pipeline: StoredValue::new_local(None),
+            weights: StoredValue::new_local(None),
+        }
+    }
+
+    pub fn t(&self, key: T) -> &'static str {
+        key.get(self.lang.get())
+    }
+
+    pub fn pipeline(&self) -> Option<Rc<Pipeline>> {
+        self.pipeline.with_value(|p| p.clone())
+    }
+}
+
+pub fn use_state() -> AppState {
+    expect_context::<AppState>()
+}
+
+/// Starts the app in `<body>`.
+pub fn mount() {
+    util::install_panic_hook();
+    leptos::mount::mount_to_body(App);
+}
+
+#[component]
+fn App() -> impl IntoView {
+    let state = AppState::new();
+    provide_context(state);
+    Effect::new(move |_| state.lang.get().remember());
+    loader::start(state, backend::cpu_forced_by_url());
+    loader::watch_device_loss(state);
+
+    view! {
+        <header class="top">
+            <div class="brand">
+                <img src="icons/icon.svg" alt="" width="40" height="40"/>
+                <div>
+                    <h1>{move || state.t(T::Title)}</h1>
+                    <p class="tagline">{move || state.t(T::Tagline)}</p>
+                </div>
+            </div>
+            <LanguageSwitch/>
+        </header>
+        <p class="disclaimer" role="note">{move || state.t(T::Disclaimer)}</p>
+        <main>
+            <loader::Loader/>
+            <dropzone::DropZone/>
+            <ErrorBox/>
+            <result::ResultView/>
+            <batch::BatchView/>
+            <div class="panels">
+                <help::HelpPanel/>
+                <model_card::ModelCardPanel/>
+            </div>
+        </main>
+        <footer><p>{move || state.t(T::Privacy)}</p></footer>
+    }
+}
+
+#[component]
+fn LanguageSwitch() -> impl IntoView {
+    let state = use_state();
+    view! {
+        <label class="language">
+            {move || state.t(T::Language)} " "
+            <select
+                data-testid="language"
+                prop:value=move || state.lang.get().code()
+                on:change=move |ev| {
+                    if let Some(lang) = Lang::from_code(&event_target_value(&ev)) {
+                        state.lang.set(lang);
+                    }
+                }
+            >
+                <option value="en">"English"</option>
+                <option value="fr">"Français"</option>
+            </select>
+        </label>
+    }
+}
+
+#[component]
+fn ErrorBox() -> impl IntoView {
+    let state = use_state();
+    view! {
+        <Show when=move || state.error.with(Option::is_some)>
+            <div class="error" role="alert">
+                <p data-testid="error">{move || state.error.get().map(|e| e.message(state.lang.get()))}</p>
+                <button class="link" on:click=move |_| state.error.set(None)>{move || state.t(T::Dismiss)}</button>
+            </div>
+        </Show>
+    }
+}

@@ -1,0 +1,89 @@
+//! The result of one image: probability, class at the card's threshold, band for a clinician,
+//! confidence gauge and timings. The Grad-CAM view sits beside it.
+
+use super::heatmap::HeatmapView;
+use super::i18n::T;
+use super::use_state;
+use crate::card::Band;
+use leptos::prelude::*;
+
+pub fn band_text(band: Band) -> T {
+    match band {
+        Band::Strong => T::BandStrong,
+        Band::Moderate => T::BandModerate,
+        Band::GreyZone => T::BandGrey,
+        Band::Borderline => T::BandBorderline,
+        Band::LeansNegative => T::BandNegative,
+    }
+}
+
+pub fn band_short(band: Band) -> T {
+    match band {
+        Band::Strong => T::ShortStrong,
+        Band::Moderate => T::ShortModerate,
+        Band::GreyZone => T::ShortGrey,
+        Band::Borderline => T::ShortBorderline,
+        Band::LeansNegative => T::ShortNegative,
+    }
+}
+
+fn band_class(band: Band) -> &'static str {
+    match band {
+        Band::Strong => "band strong",
+        Band::Moderate => "band moderate",
+        Band::GreyZone => "band grey",
+        Band::Borderline => "band borderline",
+        Band::LeansNegative => "band negative",
+    }
+}
+
+#[component]
+pub fn ResultView() -> impl IntoView {
+    let state = use_state();
+    let threshold = move || state.card.with(|c| c.as_ref().map(|c| c.threshold).unwrap_or(0.5));
+    view! {
+        <Show when=move || state.working.with(Option::is_some)>
+            <p class="working" aria-live="polite">{move || format!("{} {}…", state.t(T::Analysing), state.working.get().unwrap_or_default())}</p>
+        </Show>
+        {move || state.current.get().map(|a| {
+            let band = a.band;
+            let percent = (a.probability * 100.0).clamp(0.0, 100.0);
+            view! {
+                <section class="result" id="result" data-id=a.url.clone()>
+                    <div class="verdict">
+                        <h2 class="file-name">{a.name.clone()}</h2>
+                        <div class="metric">
+                            <span class="metric-label">{move || state.t(T::Probability)}</span>
+                            <span class="big" data-testid="probability">{format!("{:.4}", a.probability)}</span>
+                        </div>
+                        <div class="gauge" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow=a.probability.to_string()
+                            aria-label=move || state.t(T::Gauge)>
+                            <div class=format!("gauge-fill {}", band_class(band)) style:width=format!("{percent:.1}%")></div>
+                            <div class="gauge-threshold" style:left=move || format!("{:.1}%", threshold() * 100.0)></div>
+                        </div>
+                        <div class="gauge-scale"><span>"0"</span><span>"0.5"</span><span>"1"</span></div>
+                        <p class="metric">
+                            <span class="metric-label">{move || format!("{} {:.2})", state.t(T::Predicted), threshold())}</span>
+                            <strong data-testid="label">{a.label.clone()}</strong>
+                        </p>
+                        <p class=band_class(band)>
+                            <span class="metric-label">{move || state.t(T::Interpretation)}</span>
+                            <span data-testid="band">{move || state.t(band_text(band))}</span>
+                        </p>
+                        <p class="timings" data-testid="timings">
+                            {move || format!(
+                                "{}: {} {:.0} ms · {} {:.0} ms · {} {:.0} ms",
+                                state.t(T::Timings),
+                                state.t(T::Decode), a.timings.decode_ms,
+                                state.t(T::Inference), a.timings.inference_ms,
+                                state.t(T::GradCam), a.timings.gradcam_ms,
+                            )}
+                        </p>
+                        <p class="disclaimer small">{move || state.t(T::Disclaimer)}</p>
+                    </div>
+                    <HeatmapView analysis=a.clone()/>
+                </section>
+            }
+        })}
+    }
+}

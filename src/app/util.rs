@@ -1,0 +1,98 @@
+//! Small browser helpers: yielding to the event loop, reading files, downloads, the panic hook.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+/// Lets the browser render and handle input before the next piece of work.
+pub async fn yield_now() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+pub fn js_error(value: JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// The bytes of a user's file (read locally; nothing is uploaded).
+pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buffer = JsFuture::from(file.array_buffer()).await.map_err(js_error)?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// A `blob:` URL for showing a local file; revoke it when no longer shown.
+pub fn object_url(blob: &web_sys::Blob) -> String {
+    web_sys::Url::create_object_url_with_blob(blob).unwrap_or_default()
+}
+
+pub fn revoke(url: &str) {
+    if url.starts_with("blob:") {
+        let _ = web_sys::Url::revoke_object_url(url);
+    }
+}
+
+/// Saves `href` (a blob: or data: URL made by this page) as a file called `name`.
+pub fn download(href: &str, name: &str) {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+    let Ok(anchor) = document.create_element("a") else { return };
+    let anchor: web_sys::HtmlAnchorElement = anchor.unchecked_into();
+    anchor.set_href(href);
+    anchor.set_download(name);
+    anchor.set_hidden(true);
+    if let Some(body) = document.body() {
+        let _ = body.append_child(&anchor);
+        anchor.click();
+        let _ = body.remove_child(&anchor);
+    }
+}
+
+/// Saves `text` as a file.
+pub fn download_text(text: &str, mime: &str, name: &str) {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    if let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) {
+        let url = object_url(&blob);
+        download(&url, name);
+        // The download has started from the URL; keep it alive briefly, then free it.
+        let revoke_later = Closure::once_into_js(move || revoke(&url));
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(revoke_later.unchecked_ref(), 10_000);
+        }
+    }
+}
+
+/// Panics should not happen; if one does, log it and tell the user plainly instead of leaving
+/// a frozen page.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        let fr = super::i18n::Lang::initial() == super::i18n::Lang::Fr;
+        let message = if fr {
+            format!("Erreur interne de Pneumoscope : {info}. Rechargez la page pour continuer ; aucune donnée n'a quitté cet ordinateur.")
+        } else {
+            format!("Pneumoscope hit an internal error: {info}. Reload the page to continue; no data has left this computer.")
+        };
+        if let Some(fatal) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("fatal")) {
+            fatal.set_text_content(Some(&message));
+            let _ = fatal.remove_attribute("hidden");
+        }
+    }));
+}
+
+/// Waits `ms` milliseconds without blocking the page.
+pub async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}

@@ -1,0 +1,18 @@
+//! The browser app's entry point; everything lives in `pneumoscope::app`.
+//! Build and serve it with Trunk: `trunk serve --release` (or `trunk build --release` → `dist/`).
+
+#[cfg(target_arch = "wasm32")]
+fn main() {
+    pneumoscope::app::mount();
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    eprintln!(
+        "pneumoscope-web is the browser app; it runs as WebAssembly.\n\
+         Build it with Trunk (rustup target add wasm32-unknown-unknown; cargo install --locked trunk --version 0.21.14):\n\
+         \n    trunk serve --release      # http://127.0.0.1:8080\n    trunk build --release      # static site in dist/\n\
+         \nThe native command line is the `pneumoscope` binary: cargo run --release -- --help"
+    );
+    std::process::exit(2);
+}

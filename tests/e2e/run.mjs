@@ -1,0 +1,370 @@
+// End-to-end checks of the built app (dist/) in headless Debian Chromium, driven by
+// playwright-core (no downloaded browser). Build first: `trunk build --release`.
+//
+//   node tests/e2e/run.mjs            # all checks
+//   node tests/e2e/run.mjs cpu batch  # only the named checks
+//
+// Ends with "N passed, M failed"; exits non-zero if any check failed.
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { serve } from './serve.mjs';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const DIST = join(ROOT, 'dist');
+const ARTIFACTS = join(ROOT, 'tests/e2e/artifacts');
+const DATA = resolve(ROOT, '../shared/data/chest_xray/test');
+const CLI = join(ROOT, 'target/release/pneumoscope');
+const CARD = join(ROOT, 'weights/model-card.json');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const FLAGS = ['--headless=new', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--no-first-run', '--enable-unsafe-webgpu'];
+// DenseNet121 on SwiftShader (a CPU-emulated GPU) is slow: be patient per image.
+const IMAGE_TIMEOUT = Number(process.env.E2E_IMAGE_TIMEOUT_MS || 180_000);
+const TOLERANCE = 1e-3;
+
+const log = (...a) => console.log(...a);
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+// --- fixtures ---------------------------------------------------------------------------------
+function xrays(kind, n) {
+  const dir = join(DATA, kind);
+  return readdirSync(dir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().slice(0, n).map((f) => join(dir, f));
+}
+const NORMAL = xrays('NORMAL', 10);
+const PNEUMONIA = xrays('PNEUMONIA', 10);
+const FOUR = [NORMAL[0], PNEUMONIA[0], NORMAL[1], PNEUMONIA[1]];
+const TWENTY = [...NORMAL, ...PNEUMONIA];
+
+// Probabilities from the native CLI for the same files, weights and preprocessing.
+function cliPredictions(files) {
+  assert(existsSync(CLI), `native CLI missing: build it with cargo build --release (${CLI})`);
+  const out = execFileSync(CLI, ['predict', '--card', CARD, ...files], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const map = new Map();
+  for (const line of out.split('\n').filter((l) => l.trim().startsWith('{'))) {
+    const row = JSON.parse(line);
+    map.set(basename(row.file), row);
+  }
+  return map;
+}
+
+// --- browser helpers --------------------------------------------------------------------------
+async function withBrowser(fn) {
+  const profile = mkdtempSync(join(tmpdir(), 'pneumoscope-e2e-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: false, args: FLAGS, acceptDownloads: true,
+    viewport: { width: 1280, height: 1000 },
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  const consoleLines = [];
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e}`));
+  try {
+    return await fn({ context, page, consoleLines });
+  } catch (e) {
+    if (consoleLines.length) e.message += `\n  browser console (last 15):\n    ${consoleLines.slice(-15).join('\n    ')}`;
+    throw e;
+  } finally {
+    await context.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+async function open(page, url) {
+  await page.goto(url);
+  await page.waitForFunction(() => {
+    const s = document.querySelector('[data-testid=engine]')?.dataset.state;
+    return s === 'ready' || s === 'failed';
+  }, null, { timeout: 300_000 });
+  const state = await page.getAttribute('[data-testid=engine]', 'data-state');
+  if (state !== 'ready') throw new Error(`model did not load: ${await page.textContent('[data-testid=error]').catch(() => '?')}`);
+}
+
+async function statusText(page) {
+  return (await page.textContent('[data-testid=status]')).trim();
+}
+
+// Gives one file to the app and waits for its result; returns what the page shows.
+async function classify(page, file) {
+  const before = await page.evaluate(() => document.querySelector('#result')?.dataset.id ?? null);
+  await page.setInputFiles('[data-testid=file-input]', file);
+  const name = basename(file);
+  // A new result (each has its own id), for this file, with its heatmap drawn.
+  await page.waitForFunction(([n, old]) => {
+    const result = document.querySelector('#result');
+    return result && result.dataset.id !== old && result.querySelector('.file-name')?.textContent === n
+      && result.querySelector('[data-testid=heatmap]')?.dataset.ready === 'true';
+  }, [name, before], { timeout: IMAGE_TIMEOUT });
+  return {
+    probability: Number(await page.textContent('[data-testid=probability]')),
+    probabilityText: (await page.textContent('[data-testid=probability]')).trim(),
+    label: (await page.textContent('[data-testid=label]')).trim(),
+    band: (await page.textContent('[data-testid=band]')).trim(),
+  };
+}
+
+// Statistics of the heatmap canvas: how many distinct colours and how much they vary.
+async function heatmapStats(page) {
+  return page.evaluate(() => {
+    const c = document.querySelector('[data-testid=heatmap]');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const colours = new Set();
+    let sum = 0, sum2 = 0, n = 0, redish = 0, blueish = 0;
+    for (let i = 0; i < d.length; i += 16) {
+      colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+      const hue = d[i] - d[i + 2];
+      sum += hue; sum2 += hue * hue; n++;
+      if (d[i] > d[i + 2] + 40) redish++;
+      if (d[i + 2] > d[i] + 40) blueish++;
+    }
+    const mean = sum / n;
+    return { width: c.width, height: c.height, colours: colours.size, std: Math.sqrt(sum2 / n - mean * mean), redish: redish / n, blueish: blueish / n };
+  });
+}
+
+function checkHeatmap(stats) {
+  assert(stats.width > 50 && stats.height > 50, `heatmap canvas is ${stats.width}×${stats.height}`);
+  assert(stats.colours > 200 && stats.std > 10, `heatmap looks flat: ${JSON.stringify(stats)}`);
+  assert(stats.redish > 0.005 || stats.blueish > 0.005, `heatmap has no jet colours: ${JSON.stringify(stats)}`);
+}
+
+function compare(shown, cli, file) {
+  const expected = cli.get(basename(file));
+  assert(expected && typeof expected.probability === 'number', `CLI gave no probability for ${file}: ${JSON.stringify(expected)}`);
+  const delta = Math.abs(shown.probability - expected.probability);
+  assert(delta <= TOLERANCE, `${basename(file)}: page ${shown.probabilityText} vs CLI ${expected.probability} (Δ ${delta.toExponential(2)})`);
+  assert(shown.label === expected.label, `${basename(file)}: page label ${shown.label} vs CLI ${expected.label}`);
+  assert(/^\d\.\d{4}$/.test(shown.probabilityText), `probability text '${shown.probabilityText}' is not 0–1 with 4 decimals`);
+  return delta;
+}
+
+// --- checks -----------------------------------------------------------------------------------
+const checks = {
+  async webgpu({ url, cli }) {
+    return withBrowser(async ({ page }) => {
+      await open(page, url);
+      const status = await statusText(page);
+      assert(status.startsWith('WebGPU — '), `status is '${status}', expected the WebGPU path`);
+      assert(/swiftshader/i.test(status), `status '${status}' does not name the SwiftShader adapter`);
+      let worst = 0;
+      for (const file of FOUR) {
+        const shown = await classify(page, file);
+        worst = Math.max(worst, compare(shown, cli, file));
+        checkHeatmap(await heatmapStats(page));
+      }
+      await page.screenshot({ path: join(ARTIFACTS, 'webgpu-result.png'), fullPage: true });
+      await page.check('[data-testid=side-by-side]');
+      await page.$eval('[data-testid=opacity]', (el) => { el.value = '0.7'; el.dispatchEvent(new Event('input', { bubbles: true })); });
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=download-overlay]')]);
+      const png = readFileSync(await download.path());
+      assert(png.subarray(1, 4).toString() === 'PNG', 'the overlay download is not a PNG');
+      await page.screenshot({ path: join(ARTIFACTS, 'webgpu-side-by-side.png'), fullPage: true });
+      return `${status}; ${FOUR.length} X-rays, max |Δp| vs CLI ${worst.toExponential(2)}`;
+    });
+  },
+
+  async cpu({ url, cli }) {
+    return withBrowser(async ({ page }) => {
+      await open(page, `${url}?backend=cpu`);
+      const status = await statusText(page);
+      assert(status.startsWith('CPU'), `status is '${status}', expected the forced CPU path`);
+      let worst = 0;
+      for (const file of [NORMAL[2], PNEUMONIA[2]]) {
+        const shown = await classify(page, file);
+        worst = Math.max(worst, compare(shown, cli, file));
+        checkHeatmap(await heatmapStats(page));
+      }
+      await page.screenshot({ path: join(ARTIFACTS, 'cpu-result.png'), fullPage: true });
+      return `${status}; max |Δp| vs CLI ${worst.toExponential(2)}`;
+    });
+  },
+
+  async privacy({ url, server }) {
+    return withBrowser(async ({ context, page }) => {
+      const requests = [];
+      context.on('request', (r) => requests.push({ method: r.method(), url: r.url(), body: r.postDataBuffer() }));
+      const serverStart = server.log.length;
+      await open(page, url);
+      for (const file of FOUR) await classify(page, file);
+      const origin = new URL(url).origin;
+      const bad = [];
+      for (const r of requests) {
+        const u = new URL(r.url);
+        if (u.protocol === 'blob:' || u.protocol === 'data:') {
+          // Local object URLs of the user's own files, never sent over the network.
+          if (!u.href.startsWith(`blob:${origin}/`) && u.protocol !== 'data:') bad.push(`foreign blob ${r.url}`);
+          continue;
+        }
+        if (r.method !== 'GET') bad.push(`${r.method} ${r.url}`);
+        if (u.origin !== origin) bad.push(`third-party ${r.url}`);
+        if (r.body && r.body.length) bad.push(`request with a body: ${r.url}`);
+        const path = decodeURIComponent(u.pathname).replace(/^\/pneumoscope\//, '');
+        if (!existsSync(join(DIST, path || 'index.html'))) bad.push(`not a file of the app: ${r.url}`);
+      }
+      for (const r of server.log.slice(serverStart)) {
+        if (r.method !== 'GET') bad.push(`server saw ${r.method} ${r.path}`);
+      }
+      assert(bad.length === 0, `privacy violations:\n    ${bad.join('\n    ')}`);
+      const network = requests.filter((r) => r.url.startsWith('http'));
+      return `${network.length} requests, all same-origin GETs of static files; server saw ${server.log.length - serverStart}`;
+    });
+  },
+
+  async badInputs({ url, cli }) {
+    const dir = mkdtempSync(join(tmpdir(), 'pneumoscope-bad-'));
+    const text = join(dir, 'notes.png');
+    writeFileSync(text, 'This is a text file renamed to .png, not an X-ray.\n');
+    const empty = join(dir, 'empty.png');
+    writeFileSync(empty, '');
+    const truncated = join(dir, 'truncated.jpeg');
+    const jpeg = readFileSync(NORMAL[3]);
+    writeFileSync(truncated, jpeg.subarray(0, Math.floor(jpeg.length / 3)));
+    const cases = [
+      [text, /not an image/i],
+      [empty, /empty/i],
+      [truncated, /damaged or truncated/i],
+    ];
+    return withBrowser(async ({ page }) => {
+      await open(page, url);
+      for (const [file, expected] of cases) {
+        await page.setInputFiles('[data-testid=file-input]', file);
+        await page.waitForSelector('[data-testid=error]', { timeout: IMAGE_TIMEOUT });
+        const message = (await page.textContent('[data-testid=error]')).trim();
+        assert(expected.test(message), `${basename(file)}: error '${message}' does not match ${expected}`);
+        await page.screenshot({ path: join(ARTIFACTS, `bad-${basename(file)}.png`) });
+        // The app must still work for the next image.
+        const shown = await classify(page, NORMAL[3]);
+        compare(shown, cli, NORMAL[3]);
+        assert(!(await page.$('[data-testid=error]')), `the error stayed after a good image (${basename(file)})`);
+      }
+      rmSync(dir, { recursive: true, force: true });
+      return 'text-as-png, 0-byte and truncated JPEG each show a clear error; the next image works';
+    });
+  },
+
+  async language({ url }) {
+    return withBrowser(async ({ page }) => {
+      await open(page, url);
+      await page.selectOption('[data-testid=language]', 'fr');
+      await page.waitForFunction(() => document.body.innerText.includes('Aide pédagogique'));
+      assert((await page.getAttribute('html', 'lang')) === 'fr', 'html lang is not fr');
+      await page.setInputFiles('[data-testid=file-input]', join(ROOT, 'package.json'));
+      await page.waitForSelector('[data-testid=error]');
+      const frError = await page.textContent('[data-testid=error]');
+      assert(/n'est pas une image/.test(frError), `error not in French: ${frError}`);
+      await page.reload();
+      await page.waitForFunction(() => document.body.innerText.includes('Aide pédagogique'));
+      assert((await page.inputValue('[data-testid=language]')) === 'fr', 'French was not remembered after reload');
+      await page.screenshot({ path: join(ARTIFACTS, 'french.png'), fullPage: true });
+      await page.selectOption('[data-testid=language]', 'en');
+      await page.waitForFunction(() => document.body.innerText.includes('Educational aid only'));
+      return 'EN → FR (texts and errors translated, remembered across reload) → EN';
+    });
+  },
+
+  async batch({ url, cli }) {
+    return withBrowser(async ({ page }) => {
+      await open(page, url);
+      await page.setInputFiles('[data-testid=file-input]', TWENTY);
+      await page.waitForSelector('[data-testid=batch-table]');
+      // The page stays responsive while the batch runs.
+      const t0 = Date.now();
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
+      const frameMs = Date.now() - t0;
+      await page.waitForFunction((n) => document.querySelectorAll('[data-testid=batch-table] tbody tr').length === n,
+        TWENTY.length, { timeout: IMAGE_TIMEOUT * 4 });
+      const shown = await page.$$eval('[data-testid=batch-table] tbody tr', (rows) => rows.map((r) => ({
+        file: r.querySelector('.file').textContent, p: Number(r.querySelector('[data-col=probability]').textContent),
+      })));
+      const sortedDesc = shown.every((r, i) => i === 0 || shown[i - 1].p >= r.p);
+      assert(sortedDesc, `table not sorted high → low: ${shown.map((r) => r.p).join(', ')}`);
+      await page.click('[data-testid=sort-probability]');
+      const asc = await page.$$eval('[data-testid=batch-table] [data-col=probability]', (c) => c.map((x) => Number(x.textContent)));
+      assert(asc.every((p, i) => i === 0 || asc[i - 1] <= p), 'table not sorted low → high after clicking the header');
+      let worst = 0;
+      for (const r of shown) {
+        const d = Math.abs(r.p - cli.get(r.file).probability);
+        worst = Math.max(worst, d);
+        assert(d <= TOLERANCE, `${r.file}: table ${r.p} vs CLI ${cli.get(r.file).probability}`);
+      }
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=csv-export]')]);
+      const csv = readFileSync(await download.path(), 'utf8').trim().split('\n');
+      assert(csv[0].startsWith('file,probability,label,band'), `CSV header: ${csv[0]}`);
+      assert(csv.length === TWENTY.length + 1, `CSV has ${csv.length - 1} rows`);
+      writeFileSync(join(ARTIFACTS, 'triage.csv'), csv.join('\n') + '\n');
+      await page.screenshot({ path: join(ARTIFACTS, 'batch.png'), fullPage: true });
+      // A row opens the detail view.
+      await page.click('[data-testid=batch-table] tbody tr:first-child');
+      await page.waitForSelector('[data-testid=probability]');
+      // Cancel: start another batch and stop it at once.
+      await page.setInputFiles('[data-testid=file-input]', [...TWENTY, ...TWENTY]);
+      await page.click('[data-testid=batch-cancel]', { timeout: 10_000 });
+      await page.waitForFunction(() => /Cancelled/.test(document.querySelector('[data-testid=batch-progress]')?.textContent || ''), null, { timeout: IMAGE_TIMEOUT });
+      const done = await page.$$eval('[data-testid=batch-table] tbody tr', (r) => r.length);
+      assert(done < 2 * TWENTY.length, `cancel did not stop the batch (${done} rows)`);
+      return `20 rows, sorted both ways, CSV ${csv.length - 1} rows, max |Δp| ${worst.toExponential(2)}, cancel stopped at ${done}; first frame during batch ${frameMs} ms`;
+    });
+  },
+
+  async offline({ url, cli }) {
+    return withBrowser(async ({ context, page }) => {
+      await open(page, url);
+      await page.evaluate(() => navigator.serviceWorker.ready);
+      // Wait until the service worker has stored the weights.
+      await page.waitForFunction(async () => {
+        for (const name of await caches.keys()) {
+          const keys = await (await caches.open(name)).keys();
+          if (keys.some((k) => k.url.includes('sha256='))) return true;
+        }
+        return false;
+      }, null, { timeout: 120_000, polling: 500 });
+      await context.setOffline(true);
+      await page.reload();
+      await open(page, url.replace(/$/, ''));
+      const shown = await classify(page, PNEUMONIA[4]);
+      compare(shown, cli, PNEUMONIA[4]);
+      await page.screenshot({ path: join(ARTIFACTS, 'offline.png'), fullPage: true });
+      await context.setOffline(false);
+      return `reloaded and classified offline (p = ${shown.probabilityText})`;
+    });
+  },
+};
+
+// --- main -------------------------------------------------------------------------------------
+async function main() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  assert(existsSync(join(DIST, 'index.html')), 'dist/ is missing: run `trunk build --release` first');
+  const wanted = process.argv.slice(2);
+  const names = Object.keys(checks).filter((n) => wanted.length === 0 || wanted.includes(n));
+  const { server, log: serverLog, url } = await serve({ dir: DIST, prefix: '/pneumoscope/' });
+  log(`serving dist/ at ${url}`);
+  const files = [...new Set([...TWENTY, ...FOUR])];
+  const cli = cliPredictions(files);
+  log(`native CLI: ${cli.size} predictions`);
+  const ctx = { url, cli, server: { log: serverLog } };
+  let passed = 0, failed = 0;
+  for (const name of names) {
+    const start = Date.now();
+    try {
+      const detail = await checks[name](ctx);
+      passed++;
+      log(`PASS ${name} (${((Date.now() - start) / 1000).toFixed(1)} s): ${detail}`);
+    } catch (e) {
+      failed++;
+      log(`FAIL ${name} (${((Date.now() - start) / 1000).toFixed(1)} s): ${e.message}`);
+    }
+  }
+  server.close();
+  log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.error(e);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+});
