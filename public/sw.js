@@ -5,21 +5,25 @@ const CACHE = 'pneumoscope-v1';
 const scope = new URL(self.registration.scope);
 
 // The files of the current build, read from index.html (the wasm and JS names carry content
-// hashes), plus the model card and the weights file it names.
+// hashes), plus the model card and the weights file it names. Kept as absolute URLs in one set:
+// `cache.addAll` rejects a list with the same request twice, and a rejected install silently
+// discards the whole service worker.
 async function buildFiles() {
-  const files = new Set(['./', 'index.html', 'manifest.webmanifest', 'boot.js', 'weights/model-card.json']);
-  const html = await (await fetch('./', { cache: 'no-cache' })).text();
-  for (const match of html.matchAll(/(?:href|src|data-js|data-wasm)="([^"]+)"/g)) {
-    const url = new URL(match[1], scope);
+  const files = new Set();
+  const add = (path) => {
+    const url = new URL(path, scope);
     if (url.origin === scope.origin) files.add(url.href);
-  }
+  };
+  ['./', 'index.html', 'manifest.webmanifest', 'boot.js', 'weights/model-card.json'].forEach(add);
+  const html = await (await fetch('./', { cache: 'no-cache' })).text();
+  for (const match of html.matchAll(/(?:href|src|data-js|data-wasm)="([^"]+)"/g)) add(match[1]);
   try {
     const card = await (await fetch('weights/model-card.json', { cache: 'no-cache' })).json();
     if (card.weights && card.weights.file) files.add(weightsUrl(card));
   } catch (error) {
     console.warn('service worker: no model card to cache yet', error);
   }
-  return [...files].map((f) => new URL(f, scope).href);
+  return [...files];
 }
 
 // Must match the URL the app fetches (src/app/loader.rs): the sha256 makes it change with the weights.

@@ -338,15 +338,12 @@ const checks = {
 
 // --- main -------------------------------------------------------------------------------------
 const CHECK_TIMEOUT = Number(process.env.E2E_CHECK_TIMEOUT_MS || 600_000);
-const OPT_IN = ['offline'];
 
 async function main() {
   mkdirSync(ARTIFACTS, { recursive: true });
   assert(existsSync(join(DIST, 'index.html')), 'dist/ is missing: run `trunk build --release` first');
   const wanted = process.argv.slice(2);
-  // `offline` is known to fail (the service worker's install does not complete) and is run only
-  // when named, until it is fixed.
-  const names = Object.keys(checks).filter((n) => (wanted.length === 0 ? !OPT_IN.includes(n) : wanted.includes(n)));
+  const names = Object.keys(checks).filter((n) => wanted.length === 0 || wanted.includes(n));
   const { server, log: serverLog, url } = await serve({ dir: DIST, prefix: '/pneumoscope/' });
   log(`serving dist/ at ${url}`);
   const files = [...new Set([...TWENTY, ...FOUR])];
