@@ -3,7 +3,7 @@
 # skipped when the right version is already there. Everything comes from package registries
 # (Debian, crates.io, npm); nothing downloads a prebuilt browser or binary from elsewhere.
 #   scripts/setup.sh          build + serve tools
-#   scripts/setup.sh --test   also the test tools (Chromium, lavapipe Vulkan, Playwright)
+#   scripts/setup.sh --test   also the test tools (Chromium, lavapipe Vulkan, Playwright, MLflow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +15,7 @@ want_test=false
 sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=(pkg-config)
-$want_test && apt_packages+=(chromium mesa-vulkan-drivers libvulkan1)
+$want_test && apt_packages+=(chromium mesa-vulkan-drivers libvulkan1 python3-venv)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -42,4 +42,18 @@ if [[ "$(cat node_modules/.installed-lock-sha256 2>/dev/null)" != "$lock_sum" ]]
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_sum" > node_modules/.installed-lock-sha256
+fi
+
+# PyPI: the MLflow tracking server for tests/mlflow.rs, in its own virtual environment (its
+# dependencies must not clash with anything else installed).
+if $want_test; then
+  req=tests/mlflow/requirements.txt
+  req_sum=$(sha256sum "$req" | cut -d' ' -f1)
+  if [[ "$(cat .tools/mlflow/.installed-sha256 2>/dev/null)" != "$req_sum" ]]; then
+    echo "setup: pip install -r $req (into .tools/mlflow)"
+    rm -rf .tools/mlflow
+    python3 -m venv .tools/mlflow
+    .tools/mlflow/bin/pip install --quiet --disable-pip-version-check -r "$req"
+    echo "$req_sum" > .tools/mlflow/.installed-sha256
+  fi
 fi

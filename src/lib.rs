@@ -11,7 +11,11 @@ pub mod card;
 pub mod decode;
 pub mod gradcam;
 pub mod metrics;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod mlflow;
 pub mod model;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod plots;
 pub mod predict;
 pub mod preprocess;
 pub mod weights;

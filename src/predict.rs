@@ -62,12 +62,17 @@ impl Pipeline {
 
     /// Decodes and analyses one image.
     pub async fn analyse(&self, bytes: &[u8]) -> Result<Prediction, PredictError> {
+        Ok(self.analyse_keeping_image(bytes).await?.1)
+    }
+
+    /// As [`Pipeline::analyse`], and hands back the decoded image (for an overlay).
+    pub async fn analyse_keeping_image(&self, bytes: &[u8]) -> Result<(DynamicImage, Prediction), PredictError> {
         let start = Instant::now();
         let image = image_from_bytes(bytes)?;
         let decode_ms = start.elapsed().as_secs_f64() * 1e3;
         let mut prediction = self.analyse_image(&image).await?;
         prediction.timings.decode_ms = decode_ms;
-        Ok(prediction)
+        Ok((image, prediction))
     }
 
     /// Analyses an already decoded image.
@@ -143,6 +148,11 @@ mod native {
         /// Blocking form of [`Pipeline::analyse`] for native callers.
         pub fn analyse_blocking(&self, bytes: &[u8]) -> Result<Prediction, PredictError> {
             pollster::block_on(self.analyse(bytes))
+        }
+
+        /// Blocking form of [`Pipeline::analyse_keeping_image`].
+        pub fn analyse_keeping_image_blocking(&self, bytes: &[u8]) -> Result<(DynamicImage, Prediction), PredictError> {
+            pollster::block_on(self.analyse_keeping_image(bytes))
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod augment;
 pub mod data;
 pub mod evaluate;
+pub mod history;
 pub mod run;
 pub mod split;
 

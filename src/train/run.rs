@@ -4,6 +4,7 @@
 
 use super::augment::Augmentation;
 use super::data::{Decoded, decode_all, scan};
+use super::history::{self, EpochRecord};
 use super::{score_planes, split};
 use crate::card::{ModelCard, Normalisation};
 use crate::metrics::{summarise, youden_threshold};
@@ -85,9 +86,17 @@ impl RunFiles {
     pub fn config(&self) -> PathBuf { self.dir.join("config.json") }
     pub fn split(&self) -> PathBuf { self.dir.join("split.json") }
     pub fn metrics(&self) -> PathBuf { self.dir.join("metrics.csv") }
+    pub fn curves(&self) -> PathBuf { self.dir.join("training_curves.png") }
     pub fn checkpoint(&self) -> PathBuf { self.dir.join("checkpoint") }
     pub fn best_weights(&self) -> PathBuf { self.dir.join("best.safetensors") }
     pub fn best_card(&self) -> PathBuf { self.dir.join("best-card.json") }
+    pub fn mlflow(&self) -> PathBuf { self.dir.join("mlflow.json") }
+
+    /// A new run must not overwrite an earlier one.
+    pub fn ensure_fresh(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.checkpoint().exists(), "{} already holds a run; use --resume or another --out", self.dir.display());
+        Ok(())
+    }
 }
 
 /// Set by the Ctrl-C handler; the loop saves a checkpoint and returns at the next batch.
@@ -177,9 +186,7 @@ fn progress_bar(len: u64, what: &str) -> ProgressBar {
 }
 
 fn load_data(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<Data> {
-    let train_dir = config.data.join("train");
-    let root = if train_dir.is_dir() { train_dir } else { config.data.clone() };
-    let folder = scan(&root)?;
+    let folder = scan(&train_root(&config.data))?;
     let mut samples = folder.samples.clone();
     if config.limit > 0 && samples.len() > config.limit {
         // Keep classes balanced in proportion: a seeded shuffle, then the first `limit`.
@@ -245,22 +252,21 @@ fn partition(all: Decoded, val_idx: &[usize]) -> (Decoded, Decoded) {
     (train, val)
 }
 
-/// Freezes the backbone except its last `trainable_blocks` dense blocks (and the final norm).
-fn set_trainable_blocks(model: DenseNet, trainable_blocks: Option<usize>) -> DenseNet {
-    match trainable_blocks {
-        None => model,
-        Some(n) => model.freeze_backbone_except_last(n),
-    }
+/// The folder holding `train/{CLASS}/…`: `DIR/train` when it exists, else `DIR` itself.
+pub fn train_root(data: &Path) -> PathBuf {
+    let train = data.join("train");
+    if train.is_dir() { train } else { data.to_path_buf() }
 }
 
-/// Trains (or resumes) the run in `config.out`. Returns the final state.
-pub fn train(config: TrainConfig, resume: bool) -> anyhow::Result<TrainState> {
+/// Trains (or resumes) the run in `config.out`; `on_epoch` sees every finished epoch (after its
+/// row is in metrics.csv and its plot is drawn). Returns the final state.
+pub fn train(config: TrainConfig, resume: bool, mut on_epoch: impl FnMut(&RunFiles, &EpochRecord)) -> anyhow::Result<TrainState> {
     let files = RunFiles { dir: config.out.clone() };
     std::fs::create_dir_all(&files.dir)?;
     let config = if resume {
         serde_json::from_str(&std::fs::read_to_string(files.config()).context("resuming: no config.json in the run folder")?)?
     } else {
-        anyhow::ensure!(!files.checkpoint().exists(), "{} already holds a run; use --resume or another --out", files.dir.display());
+        files.ensure_fresh()?;
         write_atomic(&files.config(), serde_json::to_string_pretty(&config)?.as_bytes())?;
         config
     };
@@ -287,7 +293,7 @@ pub fn train(config: TrainConfig, resume: bool) -> anyhow::Result<TrainState> {
         (model, optim, state) = load_checkpoint(&files, model, optim)?;
         eprintln!("resuming at epoch {} batch {} (lr {:.2e})", state.epoch + 1, state.batch, state.learning_rate);
     } else {
-        std::fs::write(files.metrics(), "epoch,train_loss,val_loss,val_auc,val_accuracy,val_sensitivity,val_specificity,learning_rate,images_per_second\n")?;
+        std::fs::write(files.metrics(), format!("{}\n", history::CSV_HEADER))?;
     }
 
     let counts: Vec<usize> = (0..classes).map(|c| data.train.labels.iter().filter(|&&l| l == c).count()).collect();
@@ -302,7 +308,10 @@ pub fn train(config: TrainConfig, resume: bool) -> anyhow::Result<TrainState> {
     while state.epoch < config.epochs && !state.finished {
         let epoch = state.epoch;
         let frozen = config.init.is_some() && epoch < config.frozen_epochs;
-        model = set_trainable_blocks(model, if config.init.is_some() { Some(if frozen { 0 } else { 2 }) } else { None });
+        if config.init.is_some() {
+            // Transfer learning: the head alone first, then also the last two dense blocks.
+            model = model.freeze_backbone_except_last(if frozen { 0 } else { 2 });
+        }
         let mut order: Vec<usize> = (0..data.train.planes.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(config.seed.wrapping_add(epoch as u64)));
         let bar = progress_bar(batches as u64, &format!("epoch {}", epoch + 1));
@@ -373,12 +382,25 @@ pub fn train(config: TrainConfig, resume: bool) -> anyhow::Result<TrainState> {
             "epoch {}: train loss {train_loss:.4}, val loss {val_loss:.4}, val AUC {:.4}, acc {:.4}, sens {:.4}, spec {:.4}, lr {:.2e}, {images_per_second:.2} img/s",
             epoch + 1, m.roc_auc, m.accuracy, m.sensitivity, m.specificity, state.learning_rate
         );
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss,
+            val_loss,
+            val_auc: m.roc_auc,
+            val_accuracy: m.accuracy,
+            val_sensitivity: m.sensitivity,
+            val_specificity: m.specificity,
+            learning_rate: state.learning_rate,
+            images_per_second,
+        };
         let mut csv = std::fs::OpenOptions::new().append(true).open(files.metrics())?;
-        writeln!(
-            csv,
-            "{},{train_loss:.6},{val_loss:.6},{:.6},{:.6},{:.6},{:.6},{:.3e},{images_per_second:.3}",
-            epoch + 1, m.roc_auc, m.accuracy, m.sensitivity, m.specificity, state.learning_rate
-        )?;
+        writeln!(csv, "{}", record.csv_line())?;
+        drop(csv);
+        // A plot is a convenience: failing to draw one must not stop a long run.
+        if let Err(e) = history::read(&files.metrics()).and_then(|rows| crate::plots::training_curves(&rows, &files.curves())) {
+            eprintln!("warning: could not draw {}: {e:#}", files.curves().display());
+        }
+        on_epoch(&files, &record);
 
         if m.roc_auc > state.best_auc {
             state.best_auc = m.roc_auc;

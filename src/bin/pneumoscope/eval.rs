@@ -1,7 +1,8 @@
 use crate::DeviceChoice;
 use indicatif::ProgressBar;
-use pneumoscope::card::TestMetrics;
-use pneumoscope::metrics::summarise;
+use pneumoscope::card::{ModelCard, TestMetrics};
+use pneumoscope::metrics::{roc_curve, summarise};
+use pneumoscope::plots;
 use pneumoscope::predict::Pipeline;
 use pneumoscope::train::data::scan;
 use pneumoscope::train::evaluate::score_files;
@@ -62,9 +63,17 @@ pub fn classification_report(m: &TestMetrics, labels: &[String], threshold: f32)
     )
 }
 
+/// `confusion_matrix.png` and `roc.png` of a measured model, into `out`.
+pub fn write_plots(out: &Path, metrics: &TestMetrics, scores: &[f32], truth: &[bool], card: &ModelCard) -> anyhow::Result<()> {
+    plots::confusion_matrix(&metrics.confusion, &card.labels, &out.join("confusion_matrix.png"))?;
+    let curve: Vec<(f64, f64)> = roc_curve(scores, truth).into_iter().map(|(fpr, tpr, _)| (fpr, tpr)).collect();
+    let operating_point = (1.0 - metrics.specificity, metrics.sensitivity);
+    plots::roc(&curve, metrics.roc_auc, operating_point, card.threshold, &out.join("roc.png"))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let pipeline = Pipeline::from_card_file(&args.card, &args.device.device())?;
-    let (metrics, _, _) = evaluate(&pipeline, &args.data, args.batch_size)?;
+    let (metrics, scores, truth) = evaluate(&pipeline, &args.data, args.batch_size)?;
     let report = classification_report(&metrics, &pipeline.card.labels, pipeline.card.threshold);
     print!("{report}");
     let out = args.out.unwrap_or_else(|| args.card.parent().unwrap_or(Path::new(".")).to_path_buf());
@@ -73,6 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "card": args.card, "data": args.data, "threshold": pipeline.card.threshold, "metrics": metrics,
     }))?)?;
     std::fs::write(out.join("classification_report.txt"), &report)?;
-    eprintln!("wrote {}/report.json and classification_report.txt", out.display());
+    write_plots(&out, &metrics, &scores, &truth, &pipeline.card)?;
+    eprintln!("wrote report.json, classification_report.txt, confusion_matrix.png and roc.png to {}", out.display());
     Ok(())
 }

@@ -1,10 +1,11 @@
-use crate::eval::{classification_report, evaluate};
+use crate::eval::{classification_report, evaluate, write_plots};
 use anyhow::Context;
 use burn::prelude::Device;
 use pneumoscope::card::{ModelCard, TestMetrics, WeightsInfo};
 use pneumoscope::predict::Pipeline;
 use pneumoscope::weights::{codec, sha256_hex};
-use std::path::PathBuf;
+use crate::tracking::{self, TrackingArgs, warn_on_error};
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,6 +28,10 @@ pub struct Args {
     compute: Option<String>,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// With --mlflow, the weights, card, report and plots are added to the training run's MLflow
+    /// run (from the run folder's mlflow.json), or to a new run.
+    #[command(flatten)]
+    tracking: TrackingArgs,
 }
 
 fn line(name: &str, m: &TestMetrics) -> String {
@@ -50,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("measuring f32 and int8 on {}", args.test.display());
     let (f32_metrics, f32_scores, _) = evaluate(&f32_pipeline, &args.test, args.batch_size)?;
     let int8_pipeline = Pipeline::load(card.clone(), &int8, &device)?;
-    let (int8_metrics, int8_scores, _) = evaluate(&int8_pipeline, &args.test, args.batch_size)?;
+    let (int8_metrics, int8_scores, truth) = evaluate(&int8_pipeline, &args.test, args.batch_size)?;
     let max_change = f32_scores.iter().zip(&int8_scores).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     println!("{}\n{}\nmax |Δprobability| f32 → int8 over {} test images: {max_change:.5}", line("f32", &f32_metrics), line("int8", &int8_metrics), f32_scores.len());
     card.metrics.test = Some(int8_metrics.clone());
@@ -62,6 +67,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(args.out.join("quantization.json"), serde_json::to_string_pretty(&serde_json::json!({
         "f32": f32_metrics, "int8": int8_metrics, "max_abs_probability_change": max_change, "bytes_int8": int8.len(),
     }))?)?;
-    eprintln!("wrote {} ({} bytes) and model-card.json to {}", file, int8.len(), args.out.display());
+    write_plots(&args.out, &int8_metrics, &int8_scores, &truth, &card)?;
+    let run_folder = args.card.parent().unwrap_or(Path::new("."));
+    if let Some(run) = tracking::open(&args.tracking, run_folder, &format!("export-v{}", args.version))? {
+        let named = |prefix: &str, m: &TestMetrics| {
+            [("accuracy", m.accuracy), ("sensitivity", m.sensitivity), ("specificity", m.specificity), ("precision", m.precision), ("f1", m.f1), ("roc_auc", m.roc_auc)]
+                .map(|(k, v)| (format!("{prefix}_{k}"), v))
+        };
+        let metrics: Vec<(String, f64)> = named("test_int8", &int8_metrics).into_iter().chain(named("test_f32", &f32_metrics)).collect();
+        let metrics: Vec<(&str, f64)> = metrics.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        warn_on_error("test metrics", run.log_metrics(&metrics, 0));
+        for name in [file.as_str(), "model-card.json", "classification_report.txt", "quantization.json", "confusion_matrix.png", "roc.png"] {
+            warn_on_error("artefact upload", run.log_artifact(&args.out.join(name), "export"));
+        }
+        warn_on_error("run status", run.set_status("FINISHED"));
+    }
+    eprintln!("wrote {} ({} bytes), model-card.json, classification_report.txt, quantization.json, confusion_matrix.png and roc.png to {}", file, int8.len(), args.out.display());
     Ok(())
 }

@@ -4,6 +4,7 @@ mod eval;
 mod export;
 mod import;
 mod predict;
+mod tracking;
 mod train;
 
 use clap::{Parser, Subcommand};

@@ -1,6 +1,8 @@
 use crate::import::config_for_depth;
 use pneumoscope::train::augment::Augmentation;
-use pneumoscope::train::run::{STOP, TrainConfig, train};
+use crate::tracking::{self, TrackingArgs, warn_on_error};
+use pneumoscope::mlflow::flatten;
+use pneumoscope::train::run::{RunFiles, STOP, TrainConfig, train, train_root};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -74,15 +76,12 @@ pub struct Args {
     /// Train on at most this many images (0 = all), for quick trials.
     #[arg(long, default_value_t = 0)]
     limit: usize,
+    #[command(flatten)]
+    tracking: TrackingArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let classes = pneumoscope::train::data::scan(&{
-        let t = args.data.join("train");
-        if t.is_dir() { t } else { args.data.clone() }
-    })?
-    .classes
-    .len();
+    let classes = pneumoscope::train::data::scan(&train_root(&args.data))?.classes.len();
     let outputs = if classes == 2 { 1 } else { classes };
     let model = if args.tiny { pneumoscope::model::DenseNetConfig::tiny(outputs) } else { config_for_depth(args.depth, outputs)? };
     let mut augmentation = if args.no_augment { Augmentation::none() } else { Augmentation::default() };
@@ -115,7 +114,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         eprintln!("\nstopping: saving a checkpoint after this batch (Ctrl-C again to quit at once)");
     })?;
-    let state = train(config, args.resume)?;
+    let files = RunFiles { dir: config.out.clone() };
+    if !args.resume {
+        files.ensure_fresh()?;
+    }
+    let run_name = config.out.file_name().map_or("pneumoscope".into(), |n| n.to_string_lossy().to_string());
+    let mlflow = tracking::open(&args.tracking, &config.out, &run_name)?;
+    if let (Some(run), false) = (&mlflow, args.resume) {
+        warn_on_error("params", run.log_params(&flatten(&serde_json::to_value(&config)?)));
+    }
+    let result = train(config, args.resume, |run_files, epoch| {
+        if let Some(run) = &mlflow {
+            warn_on_error("metrics", run.log_metrics(&epoch.named_metrics(), epoch.epoch));
+            warn_on_error("training curves", run.log_artifact(&run_files.curves(), ""));
+        }
+    });
+    if let Some(run) = &mlflow {
+        for file in [files.config(), files.split(), files.metrics(), files.curves(), files.best_card()] {
+            if file.exists() {
+                warn_on_error("artefact upload", run.log_artifact(&file, ""));
+            }
+        }
+        let status = match (&result, STOP.load(Ordering::SeqCst)) {
+            (Err(_), _) => "FAILED",
+            (Ok(_), true) => "KILLED",
+            (Ok(_), false) => "FINISHED",
+        };
+        warn_on_error("run status", run.set_status(status));
+    }
+    let state = result?;
     eprintln!(
         "done: {} epochs, best validation AUC {:.4} (epoch {:?}), {:.0} s of training",
         state.epoch, state.best_auc, state.best_epoch, state.train_seconds
