@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Image files (PNG or JPEG). Unreadable files get an `error` field; the rest go on.
+    /// Image files (PNG, JPEG or DICOM). Unreadable files get an `error` field; the rest go on.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// The model card; the weights file it names is read from the same folder.
@@ -28,6 +28,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "band": p.band,
                 "milliseconds": p.timings.decode_ms + p.timings.inference_ms + p.timings.gradcam_ms,
                 "timings": p.timings,
+                "dicom": p.dicom,
             }),
             Err(error) => json!({ "file": file, "error": error }),
         };
