@@ -82,7 +82,7 @@ fn raster_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
 /// A complete JPEG has an end-of-image marker (FF D9) after its last start-of-scan (FF DA).
 /// Inside entropy-coded data every FF byte is stuffed or a restart marker, so neither pattern
 /// can appear by accident; an embedded thumbnail's own EOI comes before the main scan.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
+pub(crate) fn jpeg_is_complete(bytes: &[u8]) -> bool {
     let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
     match (last(0xDA), last(0xD9)) {
         (Some(sos), Some(eoi)) => eoi > sos,

@@ -105,7 +105,11 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
     if pixels > MAX_PIXELS {
         return Err(DecodeError::TooLarge { width: header.columns, height: header.rows, megapixels: pixels as f64 / 1e6 });
     }
-    header.check_native_length(&obj, ts.is_encapsulated_pixel_data())?;
+    if ts.is_encapsulated_pixel_data() {
+        check_encapsulated(&obj, &uid, &header, info.frames)?;
+    } else {
+        header.check_native_length(&obj)?;
+    }
 
     let decoded = obj.decode_pixel_data_frame(0).map_err(|e| corrupt("pixel data", e))?;
     if (decoded.columns(), decoded.rows()) != (header.columns, header.rows) {
@@ -231,10 +235,7 @@ impl ImageHeader {
 
     /// Uncompressed pixel data must hold at least one whole frame (a cut-off file would
     /// otherwise be reported by the decoder as a confusing "frame out of range").
-    fn check_native_length(&self, obj: &DefaultDicomObject, encapsulated: bool) -> Result<(), DecodeError> {
-        if encapsulated {
-            return Ok(());
-        }
+    fn check_native_length(&self, obj: &DefaultDicomObject) -> Result<(), DecodeError> {
         let len = obj
             .element_opt(tags::PIXEL_DATA)
             .ok()
@@ -250,6 +251,101 @@ impl ImageHeader {
             )));
         }
         Ok(())
+    }
+}
+
+/// dicom-rs 0.10's RLE and JPEG adapters index without bounds checks on some malformed frames
+/// (a cut-off RLE segment, a JPEG larger than Rows/Columns), and a panic would abort the whole
+/// page in wasm; so the first frame's compressed data is checked here before it is decoded.
+fn check_encapsulated(obj: &DefaultDicomObject, uid: &str, header: &ImageHeader, frames: u32) -> Result<(), DecodeError> {
+    let fragments = obj.element_opt(tags::PIXEL_DATA).ok().flatten().and_then(|e| e.value().fragments()).unwrap_or(&[]);
+    let first: std::borrow::Cow<[u8]> = match fragments {
+        [] => return Err(DecodeError::DicomCorrupt("the compressed pixel data has no fragments".into())),
+        [one, ..] if fragments.len() == 1 || fragments.len() == frames as usize => one.as_slice().into(),
+        _ if frames == 1 => fragments.concat().into(),
+        // Several frames spread over several fragments each: left to the decoder.
+        _ => return Ok(()),
+    };
+    match uid {
+        "1.2.840.10008.1.2.5" => check_rle(&first, header),
+        // JPEG baseline, extended, lossless (process 14) and lossless SV1.
+        "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => {
+            check_jpeg(&first, header)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An RLE frame (PS3.5 G): a 64-byte header of segment count and offsets, then one PackBits
+/// segment per byte of sample, each decoding to at least Rows × Columns bytes.
+fn check_rle(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
+    let bad = |why: String| Err(DecodeError::DicomCorrupt(format!("RLE frame: {why}")));
+    if frame.len() < 64 {
+        return bad(format!("{} bytes, shorter than its 64-byte header", frame.len()));
+    }
+    let word = |i: usize| u32::from_le_bytes([frame[4 * i], frame[4 * i + 1], frame[4 * i + 2], frame[4 * i + 3]]) as usize;
+    let segments = word(0);
+    let expected = header.bits_allocated as usize / 8;
+    if segments != expected {
+        return bad(format!("{segments} segments where {expected} are expected"));
+    }
+    let pixels = header.rows as usize * header.columns as usize;
+    for s in 0..segments {
+        let (start, end) = (word(1 + s), if s + 1 < segments { word(2 + s) } else { frame.len() });
+        if start < 64 || start > end || end > frame.len() {
+            return bad("segment offsets out of range".into());
+        }
+        let n = packbits_len(&frame[start..end]);
+        if n < pixels {
+            return bad(format!("a segment decodes to {n} bytes, the image has {pixels} pixels (truncated?)"));
+        }
+    }
+    Ok(())
+}
+
+/// How many bytes a PackBits segment decodes to, counting complete runs only.
+fn packbits_len(mut data: &[u8]) -> usize {
+    let mut n = 0;
+    while let Some((&h, rest)) = data.split_first() {
+        match h {
+            0..=127 => {
+                let k = h as usize + 1;
+                if rest.len() < k {
+                    break;
+                }
+                n += k;
+                data = &rest[k..];
+            }
+            128 => data = rest,
+            _ => {
+                if rest.is_empty() {
+                    break;
+                }
+                n += 257 - h as usize;
+                data = &rest[1..];
+            }
+        }
+    }
+    n
+}
+
+/// A JPEG frame must be complete and match Rows/Columns and the bit depth.
+fn check_jpeg(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
+    if !crate::decode::jpeg_is_complete(frame) {
+        return Err(DecodeError::DicomCorrupt("the JPEG frame ends before its end-of-image marker".into()));
+    }
+    let mut decoder = jpeg_decoder::Decoder::new(frame);
+    decoder.read_info().map_err(|e| corrupt("JPEG frame", e))?;
+    let info = decoder.info().ok_or_else(|| DecodeError::DicomCorrupt("JPEG frame: no header".into()))?;
+    if (info.width as u32, info.height as u32) != (header.columns, header.rows) {
+        return Err(DecodeError::DicomCorrupt(format!(
+            "the JPEG frame is {}×{} but Rows/Columns say {}×{}",
+            info.width, info.height, header.columns, header.rows
+        )));
+    }
+    match (info.pixel_format, header.bits_allocated) {
+        (jpeg_decoder::PixelFormat::L8, 8) | (jpeg_decoder::PixelFormat::L16, 16) => Ok(()),
+        (format, bits) => Err(DecodeError::DicomUnsupported(format!("a {format:?} JPEG frame with Bits Allocated {bits}"))),
     }
 }
 
@@ -432,6 +528,14 @@ mod tests {
         assert_eq!(voi_table(0.0, &lut), 0.0);
         assert!((voi_table(11.0, &lut) - 0.2).abs() < 1e-12);
         assert_eq!(voi_table(99.0, &lut), 1.0);
+    }
+
+    #[test]
+    fn packbits_length_counts_complete_runs() {
+        // literal of 3, repeat ×4, no-op, then a literal cut short.
+        assert_eq!(packbits_len(&[2, 1, 2, 3, 0xFD, 9, 128, 5, 1]), 7);
+        assert_eq!(packbits_len(&[]), 0);
+        assert_eq!(packbits_len(&[0xFF]), 0);
     }
 
     #[test]
