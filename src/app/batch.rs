@@ -230,7 +230,7 @@ pub fn BatchView() -> impl IntoView {
 }
 
 /// A ⚠ after the file name when its DICOM header raised warnings (the text on hover).
-fn dicom_flag(result: &Result<Analysis, UiError>) -> Option<impl IntoView> {
+fn dicom_flag(result: &Result<Analysis, UiError>) -> Option<impl IntoView + use<>> {
     let state = use_state();
     let warnings = result.as_ref().ok()?.dicom.as_ref()?.warnings.clone();
     (!warnings.is_empty()).then(move || {
