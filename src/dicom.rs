@@ -115,9 +115,9 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
     if (decoded.columns(), decoded.rows()) != (header.columns, header.rows) {
         return Err(DecodeError::DicomCorrupt("the decoded frame's size differs from Rows/Columns".into()));
     }
-    let stored = stored_values(decoded.data(), &header)?;
     let rescale = decoded.rescale().ok().and_then(|r| r.first().copied()).unwrap_or(Rescale { slope: 1.0, intercept: 0.0 });
-    let values: Vec<f64> = stored.iter().map(|&v| modality_lut(v, rescale)).collect();
+    // One float buffer, transformed in place (at 50 MP it is 400 MB; a tab has little more).
+    let mut grey: Vec<f64> = stored_values(decoded.data(), &header)?.map(|v| modality_lut(v, rescale)).collect();
 
     let voi = if let Some(lut) = decoded.voi_lut_sequence().ok().flatten().and_then(|s| s.first()).filter(|l| !l.data.is_empty()) {
         Voi::Table(VoiTable { first: lut.min_pixel_value, bits: lut.bits_stored, data: &lut.data })
@@ -127,7 +127,7 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
     } else {
         Voi::MinMax
     };
-    let mut grey = apply_voi(&values, &voi);
+    apply_voi(&mut grey, &voi);
     if header.monochrome1 {
         invert(&mut grey);
     }
@@ -352,18 +352,17 @@ fn check_jpeg(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
 /// Native-endian decoded samples → stored values: only Bits Stored bits, ending at High Bit,
 /// are the value (the others may hold overlays or garbage), sign-extended when signed.
 /// dicom-pixeldata's raw conversion skips this masking, hence doing it here.
-fn stored_values(data: &[u8], header: &ImageHeader) -> Result<Vec<i32>, DecodeError> {
+fn stored_values<'a>(data: &'a [u8], header: &ImageHeader) -> Result<Box<dyn Iterator<Item = i32> + 'a>, DecodeError> {
     let n = header.rows as usize * header.columns as usize;
     if data.len() < header.frame_bytes() {
         return Err(DecodeError::DicomCorrupt(format!("the decoded frame has {} bytes, expected {}", data.len(), header.frame_bytes())));
     }
-    let shift = header.high_bit + 1 - header.bits_stored;
-    let raw: Box<dyn Iterator<Item = u32>> = if header.bits_allocated == 8 {
-        Box::new(data[..n].iter().map(|&b| b as u32))
+    let (shift, bits, signed) = (header.high_bit + 1 - header.bits_stored, header.bits_stored, header.signed);
+    Ok(if header.bits_allocated == 8 {
+        Box::new(data[..n].iter().map(move |&b| mask(b as u32, shift, bits, signed)))
     } else {
-        Box::new(data[..n * 2].chunks_exact(2).map(|c| u16::from_ne_bytes([c[0], c[1]]) as u32))
-    };
-    Ok(raw.map(|v| mask(v, shift, header.bits_stored, header.signed)).collect())
+        Box::new(data[..n * 2].chunks_exact(2).map(move |c| mask(u16::from_ne_bytes([c[0], c[1]]) as u32, shift, bits, signed)))
+    })
 }
 
 fn mask(raw: u32, shift: u16, bits: u16, signed: bool) -> i32 {
@@ -391,16 +390,16 @@ enum Voi<'a> {
     MinMax,
 }
 
-/// VOI transform to grey levels in [0, 1].
-fn apply_voi(values: &[f64], voi: &Voi) -> Vec<f64> {
+/// VOI transform, in place, to grey levels in [0, 1].
+fn apply_voi(values: &mut [f64], voi: &Voi) {
     match voi {
-        Voi::Table(lut) => values.iter().map(|&x| voi_table(x, lut)).collect(),
-        Voi::Window(w, f) => values.iter().map(|&x| window(x, w.center, w.width, *f)).collect(),
+        Voi::Table(lut) => values.iter_mut().for_each(|x| *x = voi_table(*x, lut)),
+        Voi::Window(w, f) => values.iter_mut().for_each(|x| *x = window(*x, w.center, w.width, *f)),
         Voi::MinMax => {
             let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
             // A flat image stays black rather than dividing by zero.
             let range = if hi > lo { hi - lo } else { 1.0 };
-            values.iter().map(|&v| (v - lo) / range).collect()
+            values.iter_mut().for_each(|v| *v = (*v - lo) / range);
         }
     }
 }
@@ -496,7 +495,8 @@ mod tests {
 
     #[test]
     fn monochrome1_is_inverted() {
-        let mut grey = apply_voi(&[0.0, 50.0, 100.0], &Voi::MinMax);
+        let mut grey = vec![0.0, 50.0, 100.0];
+        apply_voi(&mut grey, &Voi::MinMax);
         invert(&mut grey);
         assert_eq!(grey, vec![1.0, 0.5, 0.0]);
     }
@@ -506,10 +506,13 @@ mod tests {
         let r = Rescale { slope: 2.0, intercept: -1024.0 };
         assert_eq!(modality_lut(1000, r), 976.0);
         assert_eq!(modality_lut(-3, Rescale { slope: 0.5, intercept: 10.0 }), 8.5);
-        let values: Vec<f64> = [100, 300, 500].iter().map(|&v| modality_lut(v, r)).collect();
-        assert_eq!(apply_voi(&values, &Voi::MinMax), vec![0.0, 0.5, 1.0]);
+        let mut values: Vec<f64> = [100, 300, 500].iter().map(|&v| modality_lut(v, r)).collect();
+        apply_voi(&mut values, &Voi::MinMax);
+        assert_eq!(values, vec![0.0, 0.5, 1.0]);
         // A flat image does not divide by zero.
-        assert_eq!(apply_voi(&[7.0, 7.0], &Voi::MinMax), vec![0.0, 0.0]);
+        let mut flat = vec![7.0, 7.0];
+        apply_voi(&mut flat, &Voi::MinMax);
+        assert_eq!(flat, vec![0.0, 0.0]);
     }
 
     #[test]
