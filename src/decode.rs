@@ -1,5 +1,8 @@
 //! Bytes from a file, a drop or a paste → a decoded image, or a typed error that says why not.
+//! PNG and JPEG go through the `image` crate; DICOM (recognised by its content, not its name)
+//! through [`crate::dicom`], which also returns a header summary.
 
+use crate::dicom::{self, DicomInfo};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use std::io::Cursor;
 
@@ -11,21 +14,47 @@ pub const MAX_PIXELS: u64 = 50_000_000;
 pub enum DecodeError {
     #[error("the file is empty (0 bytes)")]
     Empty,
-    #[error("this is not an image the app can read (expected PNG or JPEG)")]
+    #[error("this is not an image the app can read (expected PNG, JPEG or DICOM)")]
     NotAnImage,
-    #[error("{0} images are not supported (use PNG or JPEG)")]
+    #[error("{0} images are not supported (use PNG, JPEG or DICOM)")]
     Unsupported(String),
     #[error("the image is {width}×{height} ({megapixels:.0} megapixels); the limit is 50 megapixels")]
     TooLarge { width: u32, height: u32, megapixels: f64 },
     #[error("the image file is damaged or truncated: {0}")]
     Corrupt(String),
+    #[error("the DICOM pixel data is compressed as {name} ({uid}), which this app cannot decode (supported: uncompressed, RLE Lossless, JPEG baseline/extended/lossless)")]
+    DicomTransferSyntax { name: String, uid: String },
+    #[error("this DICOM file cannot be analysed: {0}")]
+    DicomUnsupported(String),
+    #[error("the DICOM file is damaged or truncated: {0}")]
+    DicomCorrupt(String),
 }
 
-/// Decodes PNG or JPEG (8 or 16-bit, grayscale or colour) from memory.
-pub fn image_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
+/// A decoded image and, for a DICOM file, what its header says.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub image: DynamicImage,
+    pub dicom: Option<DicomInfo>,
+}
+
+/// Decodes PNG, JPEG (8 or 16-bit, grayscale or colour) or DICOM from memory.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
+    if dicom::is_dicom(bytes) {
+        let (image, info) = dicom::decode(bytes)?;
+        return Ok(Decoded { image, dicom: Some(info) });
+    }
+    raster_from_bytes(bytes).map(|image| Decoded { image, dicom: None })
+}
+
+/// [`decode`] without the DICOM summary.
+pub fn image_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
+    decode(bytes).map(|d| d.image)
+}
+
+fn raster_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
     let format = image::guess_format(bytes).map_err(|_| DecodeError::NotAnImage)?;
     if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
         return Err(DecodeError::Unsupported(format!("{format:?}").to_uppercase()));
@@ -53,7 +82,7 @@ pub fn image_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
 /// A complete JPEG has an end-of-image marker (FF D9) after its last start-of-scan (FF DA).
 /// Inside entropy-coded data every FF byte is stuffed or a restart marker, so neither pattern
 /// can appear by accident; an embedded thumbnail's own EOI comes before the main scan.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
+pub(crate) fn jpeg_is_complete(bytes: &[u8]) -> bool {
     let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
     match (last(0xDA), last(0xD9)) {
         (Some(sos), Some(eoi)) => eoi > sos,

@@ -1,7 +1,7 @@
 //! Pneumoscope: private chest X-ray screening with DenseNet121, shared by the browser app and
 //! the native CLI. The flow of one X-ray:
 //!
-//! bytes → [`decode`] → [`preprocess`] → [`model`] → [`gradcam`] → [`predict::Prediction`],
+//! bytes → [`decode`] (PNG, JPEG, [`dicom`]) → [`preprocess`] → [`model`] → [`gradcam`] → [`predict::Prediction`],
 //! with input size, normalisation, labels and threshold read from the [`card`] that travels
 //! with the [`weights`].
 
@@ -9,6 +9,7 @@
 pub mod app;
 pub mod card;
 pub mod decode;
+pub mod dicom;
 pub mod gradcam;
 pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]

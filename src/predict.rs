@@ -2,7 +2,8 @@
 //! serves the CLI (flex CPU or wgpu) and the browser (WebGPU or flex in wasm).
 
 use crate::card::{Band, ModelCard};
-use crate::decode::{DecodeError, image_from_bytes};
+use crate::decode::{self, DecodeError};
+use crate::dicom::DicomInfo;
 use crate::gradcam::{self, Cam};
 use crate::model::{DenseNet, probabilities};
 use crate::preprocess;
@@ -37,6 +38,8 @@ pub struct Prediction {
     pub band: Band,
     pub cam: Cam,
     pub timings: Timings,
+    /// The header summary and warnings of a DICOM input.
+    pub dicom: Option<DicomInfo>,
 }
 
 pub struct Pipeline {
@@ -68,11 +71,12 @@ impl Pipeline {
     /// As [`Pipeline::analyse`], and hands back the decoded image (for an overlay).
     pub async fn analyse_keeping_image(&self, bytes: &[u8]) -> Result<(DynamicImage, Prediction), PredictError> {
         let start = Instant::now();
-        let image = image_from_bytes(bytes)?;
+        let decoded = decode::decode(bytes)?;
         let decode_ms = start.elapsed().as_secs_f64() * 1e3;
-        let mut prediction = self.analyse_image(&image).await?;
+        let mut prediction = self.analyse_image(&decoded.image).await?;
         prediction.timings.decode_ms = decode_ms;
-        Ok((image, prediction))
+        prediction.dicom = decoded.dicom;
+        Ok((decoded.image, prediction))
     }
 
     /// Analyses an already decoded image.
@@ -103,6 +107,7 @@ impl Pipeline {
             probabilities,
             cam,
             timings: Timings { decode_ms: 0.0, inference_ms, gradcam_ms },
+            dicom: None,
         })
     }
 

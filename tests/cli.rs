@@ -38,7 +38,7 @@ fn csv_and_json_agree_and_overlays_are_written() {
     let csv = predict(&args);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(header, ["file", "probability", "label", "band", "milliseconds", "gradcam", "error"]);
+    assert_eq!(header, ["file", "probability", "label", "band", "milliseconds", "gradcam", "dicom_warnings", "error"]);
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 3);
     for (row, json) in rows.iter().zip(&json) {
@@ -57,7 +57,7 @@ fn csv_and_json_agree_and_overlays_are_written() {
                 let reds = overlay.pixels().filter(|p| p[0] > p[2] + 40).count();
                 assert!(reds > 0, "the overlay shows no heat at all");
             }
-            None => assert!(row[6].contains("not an image")),
+            None => assert!(row[7].contains("not an image")),
         }
     }
     assert_eq!(std::fs::read_dir(&overlays).unwrap().count(), 2);

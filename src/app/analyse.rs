@@ -4,13 +4,15 @@
 use super::batch::Row;
 use super::errors::UiError;
 use super::loader::fall_back_to_cpu;
-use super::util::{object_url, read_file, revoke, yield_now};
+use super::util::{object_url, png_url, read_file, revoke, yield_now};
 use super::{Analysis, AppState, Engine};
+use crate::decode;
 use futures::lock::Mutex;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::rc::Rc;
 use std::sync::Arc;
+use web_time::Instant;
 
 thread_local! {
     static RUNNING: Rc<Mutex<()>> = Rc::new(Mutex::new(()));
@@ -50,15 +52,21 @@ async fn analyse(state: AppState, file: &web_sys::File) -> Result<Analysis, UiEr
     let Some(pipeline) = state.pipeline() else {
         return Err(UiError::Weights(state.error.get_untracked().map(|e| e.message(state.lang.get_untracked())).unwrap_or_default()));
     };
-    match pipeline.analyse(&bytes).await {
+    // Decoded here rather than in `Pipeline::analyse` because the view needs the image too.
+    let start = Instant::now();
+    let decoded = decode::decode(&bytes)?;
+    let decode_ms = start.elapsed().as_secs_f64() * 1e3;
+    match pipeline.analyse_image(&decoded.image).await {
         Ok(p) => Ok(Analysis {
             name: file.name(),
-            url: object_url(file),
+            // A browser cannot show a DICOM file: show the grey levels the model was given.
+            url: if decoded.dicom.is_some() { png_url(&decoded.image) } else { object_url(file) },
             probability: p.probability,
             label: p.label,
             band: p.band,
             cam: Arc::new(p.cam),
-            timings: p.timings,
+            timings: crate::predict::Timings { decode_ms, ..p.timings },
+            dicom: decoded.dicom,
         }),
         Err(e) => {
             let error = UiError::from(e);

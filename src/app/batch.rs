@@ -2,6 +2,7 @@
 
 use super::errors::UiError;
 use super::i18n::{Lang, T};
+use super::dicom::warning_text;
 use super::result::band_short;
 use super::util::{download_text, revoke};
 use super::{Analysis, use_state};
@@ -204,7 +205,10 @@ pub fn BatchView() -> impl IntoView {
                                 view! {
                                     <tr class="row" class:failed=failed on:click=move |_| open(&clicked)>
                                         <td>{thumb}</td>
-                                        <td class="file">{row.name.clone()}</td>
+                                        <td class="file">
+                                            {row.name.clone()}
+                                            {dicom_flag(&row.result)}
+                                        </td>
                                         <td class="num" data-col="probability">{probability}</td>
                                         <td data-col="label">{label}</td>
                                         <td>
@@ -223,4 +227,14 @@ pub fn BatchView() -> impl IntoView {
             </section>
         </Show>
     }
+}
+
+/// A ⚠ after the file name when its DICOM header raised warnings (the text on hover).
+fn dicom_flag(result: &Result<Analysis, UiError>) -> Option<impl IntoView + use<>> {
+    let state = use_state();
+    let warnings = result.as_ref().ok()?.dicom.as_ref()?.warnings.clone();
+    (!warnings.is_empty()).then(move || {
+        let title = move || warnings.iter().map(|w| warning_text(w, state.lang.get())).collect::<Vec<_>>().join("\n");
+        view! { <span class="dicom-flag" data-testid="dicom-flag" title=title>"⚠"</span> }
+    })
 }

@@ -11,13 +11,17 @@ fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
     (0..list.length()).filter_map(|i| list.get(i)).collect()
 }
 
-/// Folders hold other files too: keep what looks like a PNG or JPEG.
+/// Folders hold other files too: keep what looks like a PNG, JPEG or DICOM. DICOM exports
+/// often have no extension (IM000001), so extension-less files are kept too (their content
+/// decides); DICOMDIR is an index, not an image.
 fn images_only(files: Vec<web_sys::File>) -> Vec<web_sys::File> {
     files
         .into_iter()
         .filter(|f| {
             let name = f.name().to_ascii_lowercase();
-            matches!(f.type_().as_str(), "image/png" | "image/jpeg") || [".png", ".jpg", ".jpeg"].iter().any(|e| name.ends_with(e))
+            matches!(f.type_().as_str(), "image/png" | "image/jpeg" | "application/dicom")
+                || [".png", ".jpg", ".jpeg", ".dcm", ".dicom"].iter().any(|e| name.ends_with(e))
+                || (!name.contains('.') && name != "dicomdir")
         })
         .collect()
 }
@@ -71,7 +75,9 @@ pub fn DropZone() -> impl IntoView {
                 {move || state.t(T::DropHere)} " "
                 <label class="button">
                     {move || state.t(T::ChooseFiles)}
-                    <input type="file" class="visually-hidden" data-testid="file-input" multiple accept="image/png,image/jpeg,.png,.jpg,.jpeg" on:change=on_files/>
+                    // No `accept` filter: it cannot express extension-less DICOM files (IM000001),
+                    // and the decoder refuses anything else with a clear message.
+                    <input type="file" class="visually-hidden" data-testid="file-input" multiple on:change=on_files/>
                 </label>
                 " · "
                 <label class="button secondary">

@@ -12,6 +12,9 @@ pub enum UiError {
     Unsupported(String),
     TooLarge { width: u32, height: u32, megapixels: f64 },
     Corrupt(String),
+    DicomTransferSyntax { name: String, uid: String },
+    DicomUnsupported(String),
+    DicomCorrupt(String),
     FileRead(String),
     Readback(String),
     CardFetch(String),
@@ -23,14 +26,25 @@ pub enum UiError {
     NoImages,
 }
 
+impl From<DecodeError> for UiError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::Empty => UiError::Empty,
+            DecodeError::NotAnImage => UiError::NotAnImage,
+            DecodeError::Unsupported(f) => UiError::Unsupported(f),
+            DecodeError::TooLarge { width, height, megapixels } => UiError::TooLarge { width, height, megapixels },
+            DecodeError::Corrupt(why) => UiError::Corrupt(why),
+            DecodeError::DicomTransferSyntax { name, uid } => UiError::DicomTransferSyntax { name, uid },
+            DecodeError::DicomUnsupported(why) => UiError::DicomUnsupported(why),
+            DecodeError::DicomCorrupt(why) => UiError::DicomCorrupt(why),
+        }
+    }
+}
+
 impl From<PredictError> for UiError {
     fn from(e: PredictError) -> Self {
         match e {
-            PredictError::Decode(DecodeError::Empty) => UiError::Empty,
-            PredictError::Decode(DecodeError::NotAnImage) => UiError::NotAnImage,
-            PredictError::Decode(DecodeError::Unsupported(f)) => UiError::Unsupported(f),
-            PredictError::Decode(DecodeError::TooLarge { width, height, megapixels }) => UiError::TooLarge { width, height, megapixels },
-            PredictError::Decode(DecodeError::Corrupt(why)) => UiError::Corrupt(why),
+            PredictError::Decode(e) => e.into(),
             PredictError::Readback(why) => UiError::Readback(why),
         }
     }
@@ -51,14 +65,22 @@ impl UiError {
         let fr = lang == Lang::Fr;
         match self {
             UiError::Empty => pick(fr, "The file is empty (0 bytes).", "Le fichier est vide (0 octet)."),
-            UiError::NotAnImage => pick(fr, "This file is not an image the app can read. Use a PNG or JPEG X-ray.", "Ce fichier n'est pas une image lisible. Utilisez une radiographie PNG ou JPEG."),
-            UiError::Unsupported(f) => if fr { format!("Les images {f} ne sont pas prises en charge. Utilisez PNG ou JPEG.") } else { format!("{f} images are not supported. Use PNG or JPEG.") },
+            UiError::NotAnImage => pick(fr, "This file is not an image the app can read. Use a PNG, JPEG or DICOM X-ray.", "Ce fichier n'est pas une image lisible. Utilisez une radiographie PNG, JPEG ou DICOM."),
+            UiError::Unsupported(f) => if fr { format!("Les images {f} ne sont pas prises en charge. Utilisez PNG, JPEG ou DICOM.") } else { format!("{f} images are not supported. Use PNG, JPEG or DICOM.") },
             UiError::TooLarge { width, height, megapixels } => if fr {
                 format!("L'image fait {width}×{height} ({megapixels:.0} mégapixels) ; la limite est de 50 mégapixels. Réduisez-la puis réessayez.")
             } else {
                 format!("The image is {width}×{height} ({megapixels:.0} megapixels); the limit is 50 megapixels. Downscale it and try again.")
             },
             UiError::Corrupt(why) => if fr { format!("Le fichier image est endommagé ou tronqué ({why}).") } else { format!("The image file is damaged or truncated ({why}).") },
+            UiError::DicomTransferSyntax { name, uid } => if fr {
+                format!("Les pixels de ce fichier DICOM sont compressés en {name} ({uid}), que l'application ne sait pas décoder. Formats pris en charge : non compressé, RLE Lossless, JPEG baseline/étendu/sans perte. Exportez l'image dans l'un d'eux (ou en PNG) puis réessayez.")
+            } else {
+                format!("This DICOM file's pixels are compressed as {name} ({uid}), which the app cannot decode. Supported: uncompressed, RLE Lossless, JPEG baseline/extended/lossless. Export the image in one of these (or as PNG) and try again.")
+            },
+            // The detail comes from the decoder in English; the sentence around it is translated.
+            UiError::DicomUnsupported(why) => if fr { format!("Ce fichier DICOM ne peut pas être analysé ({why}).") } else { format!("This DICOM file cannot be analysed ({why}).") },
+            UiError::DicomCorrupt(why) => if fr { format!("Le fichier DICOM est endommagé ou tronqué ({why}).") } else { format!("The DICOM file is damaged or truncated ({why}).") },
             UiError::FileRead(why) => if fr { format!("Impossible de lire le fichier ({why}).") } else { format!("The file could not be read ({why}).") },
             UiError::Readback(why) => if fr { format!("La lecture du résultat sur le GPU a échoué ({why}). Passage au CPU ; réessayez l'image.") } else { format!("Reading the result from the GPU failed ({why}). Switching to the CPU; try the image again.") },
             UiError::CardFetch(why) => if fr { format!("Impossible de télécharger la fiche du modèle (weights/model-card.json) : {why}. Vérifiez la connexion puis réessayez.") } else { format!("The model card (weights/model-card.json) could not be downloaded: {why}. Check the connection and try again.") },
@@ -71,7 +93,7 @@ impl UiError {
             },
             UiError::Weights(why) => if fr { format!("Les poids du modèle n'ont pas pu être chargés : {why}.") } else { format!("The model weights could not be loaded: {why}.") },
             UiError::DeviceLost(why) => if fr { format!("Le GPU a été perdu ({why}). L'application continue sur le CPU.") } else { format!("The GPU device was lost ({why}). The app carries on with the CPU.") },
-            UiError::NoImages => pick(fr, "No PNG or JPEG images were found in what was dropped.", "Aucune image PNG ou JPEG n'a été trouvée dans ce qui a été déposé."),
+            UiError::NoImages => pick(fr, "No PNG, JPEG or DICOM images were found in what was dropped.", "Aucune image PNG, JPEG ou DICOM n'a été trouvée dans ce qui a été déposé."),
         }
     }
 }

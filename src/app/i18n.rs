@@ -79,7 +79,7 @@ texts! {
     WarmingUp => "Warming up the model…", "Préchauffage du modèle…";
     Ready => "Model ready. Drop chest X-rays below.", "Modèle prêt. Déposez des radiographies thoraciques ci-dessous.";
     Retry => "Try again", "Réessayer";
-    DropHere => "Drop chest X-rays here (PNG or JPEG), paste one, or", "Déposez des radiographies ici (PNG ou JPEG), collez-en une, ou";
+    DropHere => "Drop chest X-rays here (PNG, JPEG or DICOM), paste one, or", "Déposez des radiographies ici (PNG, JPEG ou DICOM), collez-en une, ou";
     ChooseFiles => "choose files", "choisissez des fichiers";
     ChooseFolder => "choose a folder", "choisissez un dossier";
     DropHint => "One image opens the detailed view; several open the triage table.", "Une image ouvre la vue détaillée ; plusieurs ouvrent le tableau de tri.";
@@ -156,4 +156,12 @@ texts! {
     Privacy => "Privacy: images are read by this page only. No request carries image data, and the page's security policy forbids connections to any other site.",
                "Confidentialité : les images ne sont lues que par cette page. Aucune requête ne transporte d'image, et la politique de sécurité de la page interdit toute connexion à un autre site.";
     Dismiss => "Dismiss", "Fermer";
+    DicomTitle => "DICOM header", "En-tête DICOM";
+    Modality => "Modality", "Modalité";
+    ViewPosition => "View position", "Incidence";
+    BodyPart => "Body part", "Région anatomique";
+    StudyDate => "Study date", "Date de l'examen";
+    Frames => "Frames", "Images (frames)";
+    TransferSyntax => "Transfer syntax", "Syntaxe de transfert";
+    DicomPrivacy => "Patient identifiers in the file are not read or shown.", "Les identifiants du patient présents dans le fichier ne sont ni lus ni affichés.";
 }

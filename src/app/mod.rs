@@ -1,11 +1,12 @@
 //! The browser app (Leptos, client-side rendered). One component per job:
 //! [`loader`] (backend, weights, warm-up), [`dropzone`] (files, folders, paste),
-//! [`result`] (probability, band, gauge), [`heatmap`] (Grad-CAM overlay), [`batch`] (triage
+//! [`result`] (probability, band, gauge; [`dicom`] header panel), [`heatmap`] (Grad-CAM overlay), [`batch`] (triage
 //! table, CSV), [`model_card`] and [`help`] panels, [`i18n`] (English/French).
 
 mod analyse;
 mod backend;
 mod batch;
+mod dicom;
 mod dropzone;
 mod errors;
 mod heatmap;
@@ -17,6 +18,7 @@ mod result;
 mod util;
 
 use crate::card::{Band, ModelCard};
+use crate::dicom::DicomInfo;
 use crate::gradcam::Cam;
 use crate::predict::{Pipeline, Timings};
 use backend::Backend;
@@ -37,6 +39,8 @@ pub struct Analysis {
     pub band: Band,
     pub cam: Arc<Cam>,
     pub timings: Timings,
+    /// Header summary and warnings when the file was DICOM.
+    pub dicom: Option<DicomInfo>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1,6 +1,7 @@
 //! The result of one image: probability, class at the card's threshold, band for a clinician,
 //! confidence gauge and timings. The Grad-CAM view sits beside it.
 
+use super::dicom::DicomPanel;
 use super::heatmap::HeatmapView;
 use super::i18n::T;
 use super::use_state;
@@ -79,6 +80,7 @@ pub fn ResultView() -> impl IntoView {
                                 state.t(T::GradCam), a.timings.gradcam_ms,
                             )}
                         </p>
+                        {a.dicom.clone().map(|info| view! { <DicomPanel info/> })}
                         <p class="disclaimer small">{move || state.t(T::Disclaimer)}</p>
                     </div>
                     <HeatmapView analysis=a.clone()/>

@@ -32,6 +32,24 @@ pub fn object_url(blob: &web_sys::Blob) -> String {
     web_sys::Url::create_object_url_with_blob(blob).unwrap_or_default()
 }
 
+/// A `blob:` URL of `image` as an 8-bit PNG (for showing decoded DICOM pixels); revoke it
+/// like [`object_url`]'s. Fast compression: the PNG lives only in this page's memory.
+pub fn png_url(image: &image::DynamicImage) -> String {
+    use image::ImageEncoder;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let gray = image.to_luma8();
+    let mut png = Vec::new();
+    let encoded = PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Sub)
+        .write_image(gray.as_raw(), gray.width(), gray.height(), image::ExtendedColorType::L8);
+    if encoded.is_err() {
+        return String::new();
+    }
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(png.as_slice()));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("image/png");
+    web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map(|b| object_url(&b)).unwrap_or_default()
+}
+
 pub fn revoke(url: &str) {
     if url.starts_with("blob:") {
         let _ = web_sys::Url::revoke_object_url(url);

@@ -15,7 +15,7 @@ enum Format {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Image files (PNG or JPEG). Unreadable files get an `error`; the rest go on.
+    /// Image files (PNG, JPEG or DICOM). Unreadable files get an `error`; the rest go on.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// The model card; the weights file it names is read from the same folder.
@@ -87,6 +87,7 @@ fn json_line(row: &Row) -> serde_json::Value {
                 "band": p.band,
                 "milliseconds": milliseconds(p),
                 "timings": p.timings,
+                "dicom": p.dicom,
             });
             if let Some(path) = overlay {
                 line["gradcam"] = json!(path);
@@ -97,9 +98,9 @@ fn json_line(row: &Row) -> serde_json::Value {
     }
 }
 
-const CSV_HEADER: [&str; 7] = ["file", "probability", "label", "band", "milliseconds", "gradcam", "error"];
+const CSV_HEADER: [&str; 8] = ["file", "probability", "label", "band", "milliseconds", "gradcam", "dicom_warnings", "error"];
 
-fn csv_record(row: &Row) -> [String; 7] {
+fn csv_record(row: &Row) -> [String; 8] {
     let file = row.file.display().to_string();
     match &row.outcome {
         Ok((p, overlay)) => [
@@ -109,9 +110,15 @@ fn csv_record(row: &Row) -> [String; 7] {
             serde_json::to_value(p.band).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
             format!("{:.1}", milliseconds(p)),
             overlay.as_ref().map(|o| o.display().to_string()).unwrap_or_default(),
+            p.dicom.iter().flat_map(|d| &d.warnings).map(ToString::to_string).collect::<Vec<_>>().join("; "),
             String::new(),
         ],
-        Err(error) => [file, String::new(), String::new(), String::new(), String::new(), String::new(), error.clone()],
+        Err(error) => {
+            let mut record: [String; 8] = Default::default();
+            record[0] = file;
+            record[7] = error.clone();
+            record
+        }
     }
 }
 
