@@ -183,6 +183,36 @@ const checks = {
     });
   },
 
+  // DICOM files (fixtures from tests/fixtures/make_dicom.py) give the CLI's probability, show
+  // the header panel with its warnings, never show the (fake) patient, and an unsupported
+  // transfer syntax is named.
+  async dicom({ url }) {
+    const dir = join(ROOT, 'tests/fixtures/dicom');
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    const files = ['ct_lateral.dcm', 'IM000001', 'windowed_12bit.dcm', 'rle_lossless.dcm'].map((f) => join(dir, f));
+    const cli = cliPredictions(files);
+    const secrets = [manifest.patient_name, manifest.patient_id, 'Zorglub', '99173', 'ACC-7781', 'Fake General Hospital'];
+    return withBrowser(async ({ page }) => {
+      await open(page, `${url}?backend=cpu`);
+      let worst = 0;
+      for (const file of files) {
+        const shown = await classify(page, file);
+        worst = Math.max(worst, compare(shown, cli, file));
+        const panel = await page.textContent('[data-testid=dicom]');
+        const expected = cli.get(basename(file)).dicom;
+        assert(panel.includes(expected.transfer_syntax), `${basename(file)}: DICOM panel '${panel}' lacks ${expected.transfer_syntax}`);
+        const warnings = await page.locator('[data-testid=dicom-warnings] li').count();
+        assert(warnings === expected.warnings.length, `${basename(file)}: ${warnings} warnings shown, CLI has ${expected.warnings.length}`);
+        const text = await page.evaluate(() => document.documentElement.outerHTML);
+        for (const secret of secrets) assert(!text.includes(secret), `${basename(file)}: the page contains '${secret}'`);
+      }
+      await page.setInputFiles('[data-testid=file-input]', join(dir, 'jpeg2000_unsupported.dcm'));
+      await page.waitForFunction(() => /JPEG 2000/.test(document.querySelector('[data-testid=error]')?.textContent ?? ''), null, { timeout: 60_000 });
+      await page.screenshot({ path: join(ARTIFACTS, 'dicom-error.png'), fullPage: true });
+      return `${files.length} DICOM files, max |Δp| vs CLI ${worst.toExponential(2)}; no patient identifier in the page; JPEG 2000 named`;
+    });
+  },
+
   async privacy({ url, server }) {
     return withBrowser(async ({ context, page }) => {
       const requests = [];
