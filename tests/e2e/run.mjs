@@ -9,6 +9,7 @@ import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { deflateSync } from 'node:zlib';
 import { basename, join, resolve } from 'node:path';
 import { serve } from './serve.mjs';
 
@@ -50,6 +51,40 @@ function cliPredictions(files) {
     map.set(basename(row.file), row);
   }
   return map;
+}
+
+// A valid grayscale PNG of zeros, `width`×`height` (compresses to a few tens of KB).
+function zeroPng(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'ascii');
+    const tail = Buffer.alloc(4);
+    tail.writeUInt32BE(crc(Buffer.concat([Buffer.from(type, 'ascii'), data])), 0);
+    return Buffer.concat([head, data, tail]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // grayscale
+  const raw = Buffer.alloc((width + 1) * height); // filter byte 0 + zeros per row
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 // --- browser helpers --------------------------------------------------------------------------
@@ -253,10 +288,18 @@ const checks = {
     const truncated = join(dir, 'truncated.jpeg');
     const jpeg = readFileSync(NORMAL[3]);
     writeFileSync(truncated, jpeg.subarray(0, Math.floor(jpeg.length / 3)));
+    // 8000×7500 (60 MP) grayscale PNG of zeros: small on disk, refused from its header.
+    const huge = join(dir, 'huge-60mp.png');
+    writeFileSync(huge, zeroPng(8000, 7500));
+    // A 1×1 GIF: an image, but not a format the model takes.
+    const gif = join(dir, 'pixel.gif');
+    writeFileSync(gif, Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64'));
     const cases = [
       [text, /not an image/i],
       [empty, /empty/i],
       [truncated, /damaged or truncated/i],
+      [huge, /60 megapixels.*limit is 50/i],
+      [gif, /GIF images are not supported/i],
     ];
     return withBrowser(async ({ page }) => {
       await open(page, url);
@@ -272,7 +315,31 @@ const checks = {
         assert(!(await page.$('[data-testid=error]')), `the error stayed after a good image (${basename(file)})`);
       }
       rmSync(dir, { recursive: true, force: true });
-      return 'text-as-png, 0-byte and truncated JPEG each show a clear error; the next image works';
+      return 'text-as-png, 0-byte, truncated JPEG, 60-MP PNG and GIF each show a clear error; the next image works';
+    });
+  },
+
+  // Weights that fail their sha256 (altered in transit) are refused with a clear message, and
+  // "Try again" loads them once they arrive intact.
+  async badWeights({ url, cli }) {
+    return withBrowser(async ({ context, page }) => {
+      await context.route(/\.safetensors/, async (route) => {
+        const response = await route.fetch();
+        const body = Buffer.from(await response.body());
+        body[body.length >> 1] ^= 0xff;
+        await route.fulfill({ response, body });
+      });
+      await page.goto(url);
+      await page.waitForFunction(() => document.querySelector('[data-testid=engine]')?.dataset.state === 'failed', null, { timeout: 300_000 });
+      const message = (await page.textContent('[data-testid=error]')).trim();
+      assert(/do not match the model card/.test(message), `unexpected error for altered weights: ${message}`);
+      await page.screenshot({ path: join(ARTIFACTS, 'bad-weights.png'), fullPage: true });
+      await context.unroute(/\.safetensors/);
+      await page.getByRole('button', { name: 'Try again' }).click();
+      await page.waitForFunction(() => document.querySelector('[data-testid=engine]')?.dataset.state === 'ready', null, { timeout: 300_000 });
+      const shown = await classify(page, NORMAL[2]);
+      compare(shown, cli, NORMAL[2]);
+      return `altered weights refused ("${message.slice(0, 60)}…"); after "Try again" p = ${shown.probabilityText}`;
     });
   },
 
