@@ -36,52 +36,50 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("plot: {e}")
 }
 
+/// A named per-epoch quantity drawn as one line.
+type Line = (&'static str, fn(&EpochRecord) -> f64, RGBColor);
+
+/// One panel of the training curves: `lines` against the epoch, y in `y`, legend at `legend`.
+fn epoch_panel(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, title: &str, history: &[EpochRecord], y: std::ops::Range<f64>, lines: [Line; 2], legend: SeriesLabelPosition) -> anyhow::Result<()> {
+    let last = history.last().map_or(1, |r| r.epoch).max(2) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(52)
+        .build_cartesian_2d(1.0..last, y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .x_labels((last as usize).min(15))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    for (name, value, colour) in lines {
+        let points: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, value(r))).collect();
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)).point_size(3))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+    }
+    chart.configure_series_labels().position(legend).label_font((FONT, 14)).border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
+    Ok(())
+}
+
 /// Two panels: loss (train and validation) and validation ROC AUC / accuracy, per epoch.
 pub fn training_curves(history: &[EpochRecord], path: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(!history.is_empty(), "no epochs to plot");
     render(path, (1100, 450), |root| {
         let panels = root.split_evenly((1, 2));
-        let last = history.last().map_or(1, |r| r.epoch).max(2) as f64;
-        let epochs = 1.0..last;
-        let epoch_ticks = (last as usize).min(15);
-
         let max_loss = history.iter().flat_map(|r| [r.train_loss, r.val_loss]).fold(0.0, f64::max).max(1e-3) * 1.1;
-        let mut chart = ChartBuilder::on(&panels[0])
-            .caption("Loss", (FONT, 22))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(52)
-            .build_cartesian_2d(epochs.clone(), 0.0..max_loss)
-            .map_err(err)?;
-        chart.configure_mesh().x_desc("epoch").x_labels(epoch_ticks).x_label_formatter(&|x| format!("{x:.0}")).label_style((FONT, 14)).draw().map_err(err)?;
-        let series = |f: fn(&EpochRecord) -> f64| history.iter().map(move |r| (r.epoch as f64, f(r))).collect::<Vec<_>>();
-        for (name, f, colour) in [("train", (|r: &EpochRecord| r.train_loss) as fn(&EpochRecord) -> f64, BLUE), ("validation", |r| r.val_loss, RED)] {
-            chart
-                .draw_series(LineSeries::new(series(f), colour.stroke_width(2)).point_size(3))
-                .map_err(err)?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-        }
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).label_font((FONT, 14)).border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
-
+        let loss: [Line; 2] = [("train", |r| r.train_loss, BLUE), ("validation", |r| r.val_loss, RED)];
+        epoch_panel(&panels[0], "Loss", history, 0.0..max_loss, loss, SeriesLabelPosition::UpperRight)?;
         let low = history.iter().flat_map(|r| [r.val_auc, r.val_accuracy]).fold(1.0, f64::min).min(0.9) - 0.05;
-        let mut chart = ChartBuilder::on(&panels[1])
-            .caption("Validation", (FONT, 22))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(52)
-            .build_cartesian_2d(epochs, low.max(0.0)..1.0)
-            .map_err(err)?;
-        chart.configure_mesh().x_desc("epoch").x_labels(epoch_ticks).x_label_formatter(&|x| format!("{x:.0}")).label_style((FONT, 14)).draw().map_err(err)?;
-        for (name, f, colour) in [("ROC AUC", (|r: &EpochRecord| r.val_auc) as fn(&EpochRecord) -> f64, GREEN), ("accuracy (p ≥ 0.5)", |r| r.val_accuracy, MAGENTA)] {
-            chart
-                .draw_series(LineSeries::new(series(f), colour.stroke_width(2)).point_size(3))
-                .map_err(err)?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-        }
-        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).label_font((FONT, 14)).border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
-        Ok(())
+        let quality: [Line; 2] = [("ROC AUC", |r| r.val_auc, GREEN), ("accuracy (p ≥ 0.5)", |r| r.val_accuracy, MAGENTA)];
+        epoch_panel(&panels[1], "Validation", history, low.max(0.0)..1.0, quality, SeriesLabelPosition::LowerRight)
     })
 }
 

@@ -4,6 +4,7 @@
 //! and the test metrics to the same run.
 
 use serde_json::Value;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +20,8 @@ fn mlflow_executable() -> PathBuf {
     venv
 }
 
-/// Stops the server when the test ends, pass or fail.
+/// Stops the server when the test ends, pass or fail. `mlflow server` starts uvicorn workers as
+/// further processes, so the whole process group is stopped, not only the launcher.
 struct Server {
     child: Child,
     uri: String,
@@ -27,8 +29,10 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.child.wait();
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
     }
 }
 
@@ -45,6 +49,9 @@ fn start_server(dir: &Path) -> Server {
         .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
         .arg("--artifacts-destination")
         .arg(dir.join("artifacts"))
+        // Its own process group (see `Drop`), and no background job runner (not used here).
+        .process_group(0)
+        .env("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
         .spawn()
