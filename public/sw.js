@@ -5,7 +5,7 @@ const CACHE = 'pneumoscope-v1';
 const scope = new URL(self.registration.scope);
 
 // The files of the current build, read from index.html (the wasm and JS names carry content
-// hashes), plus the model card and the weights file it names. Kept as absolute URLs in one set:
+// hashes), plus the model card (the weights are added by `cacheWeights`). Kept as absolute URLs in one set:
 // `cache.addAll` rejects a list with the same request twice, and a rejected install silently
 // discards the whole service worker.
 async function buildFiles() {
@@ -17,13 +17,36 @@ async function buildFiles() {
   ['./', 'index.html', 'manifest.webmanifest', 'boot.js', 'weights/model-card.json'].forEach(add);
   const html = await (await fetch('./', { cache: 'no-cache' })).text();
   for (const match of html.matchAll(/(?:href|src|data-js|data-wasm)="([^"]+)"/g)) add(match[1]);
+  return [...files];
+}
+
+// Weights are stored only once their bytes match the sha256 in their URL: a file altered or cut
+// off in transit must never be served from the cache (the page would refuse it forever).
+async function matchesSha256(response, expected) {
+  const digest = await crypto.subtle.digest('SHA-256', await response.clone().arrayBuffer());
+  const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return hex === expected;
+}
+
+async function store(cache, key, response, url) {
+  const sha256 = url.searchParams.get('sha256');
+  if (sha256 && !(await matchesSha256(response, sha256))) {
+    console.warn('service worker: not caching weights that fail their sha256', url.href);
+    return;
+  }
+  await cache.put(key, response);
+}
+
+async function cacheWeights(cache) {
   try {
     const card = await (await fetch('weights/model-card.json', { cache: 'no-cache' })).json();
-    if (card.weights && card.weights.file) files.add(weightsUrl(card));
+    if (!card.weights || !card.weights.file) return;
+    const url = new URL(weightsUrl(card));
+    const response = await fetch(url);
+    if (response.ok) await store(cache, url.href, response, url);
   } catch (error) {
-    console.warn('service worker: no model card to cache yet', error);
+    console.warn('service worker: weights not cached yet', error);
   }
-  return [...files];
 }
 
 // Must match the URL the app fetches (src/app/loader.rs): the sha256 makes it change with the weights.
@@ -35,6 +58,7 @@ self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
     await cache.addAll(await buildFiles());
+    await cacheWeights(cache);
     await self.skipWaiting();
   })());
 });
@@ -66,7 +90,7 @@ self.addEventListener('fetch', (event) => {
     try {
       const response = await fetch(request);
       // Stored in the background so that the page streams the body (and its progress bar) at once.
-      if (response.ok && response.type === 'basic') event.waitUntil(cache.put(key, response.clone()));
+      if (response.ok && response.type === 'basic') event.waitUntil(store(cache, key, response.clone(), url));
       return response;
     } catch (error) {
       const hit = await cache.match(key, { ignoreSearch: request.mode === 'navigate' });
