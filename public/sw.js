@@ -37,9 +37,10 @@ async function store(cache, key, response, url) {
   await cache.put(key, response);
 }
 
+// The model card was just stored by `addAll`: read it from there rather than download it again.
 async function cacheWeights(cache) {
   try {
-    const card = await (await fetch('weights/model-card.json', { cache: 'no-cache' })).json();
+    const card = await (await cache.match(new URL('weights/model-card.json', scope).href)).json();
     if (!card.weights || !card.weights.file) return;
     const url = new URL(weightsUrl(card));
     const response = await fetch(url);
