@@ -1,5 +1,6 @@
 //! Training end to end on a handful of real X-rays (tiny architecture, 64 px): the loss falls,
-//! and a run stopped after one epoch then resumed ends bit-identical to an uninterrupted one.
+//! a run warm-started from its weights keeps what it learned, and a run stopped after one epoch
+//! then resumed ends bit-identical to an uninterrupted one.
 
 use pneumoscope::model::DenseNetConfig;
 use pneumoscope::weights::codec;
@@ -73,6 +74,17 @@ fn loss_falls_on_real_xrays() {
     for file in ["config.json", "split.json", "best.safetensors", "best-card.json", "checkpoint/state.json"] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
+
+    // A warm start from that run's weights (our own container, not a torchvision checkpoint)
+    // begins where it ended, with every layer training: its first epoch is already far below
+    // the fresh run's first epoch.
+    let warm = fresh_dir("warm");
+    let mut c = config(&warm, 1);
+    c.augmentation = Augmentation::none();
+    c.init = Some(dir.join("best.safetensors"));
+    train(c, false, |_, _| {}).unwrap();
+    let warm_losses = train_losses(&warm);
+    assert!(warm_losses[0] < losses[0] * 0.9, "warm start lost the trained weights: {warm_losses:?} vs fresh {losses:?}");
 }
 
 #[test]

@@ -32,7 +32,8 @@ pub struct TrainConfig {
     /// ImageFolder root with `train/{CLASS}/…` (and optionally `val/`).
     pub data: PathBuf,
     pub out: PathBuf,
-    /// torchvision DenseNet checkpoint to start from (transfer learning).
+    /// Weights to start from: a torchvision DenseNet checkpoint (transfer learning, staged
+    /// unfreezing) or one of our containers (warm start: every layer trains from the first epoch).
     pub init: Option<PathBuf>,
     pub model: DenseNetConfig,
     /// Model input side (the card's `input_size`); images are decoded once at this size.
@@ -258,6 +259,19 @@ pub fn train_root(data: &Path) -> PathBuf {
     if train.is_dir() { train } else { data.to_path_buf() }
 }
 
+/// The model a run starts from, and whether it is ImageNet transfer learning (which trains the
+/// head alone first). Our own containers warm-start a model already trained on X-rays (e.g. a
+/// shipped release trained further at another resolution), so every layer trains at once.
+fn initial_model(config: &TrainConfig, device: &Device) -> anyhow::Result<(DenseNet, bool)> {
+    let Some(path) = &config.init else { return Ok((config.model.init(device), false)) };
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read --init {}", path.display()))?;
+    if codec::is_container(&bytes) {
+        Ok((codec::decode(&bytes, &config.model, device)?, false))
+    } else {
+        Ok((crate::weights::import::import_torchvision(path, &config.model, device)?.0, true))
+    }
+}
+
 /// Trains (or resumes) the run in `config.out`; `on_epoch` sees every finished epoch (after its
 /// row is in metrics.csv and its plot is drawn). Returns the final state.
 pub fn train(config: TrainConfig, resume: bool, mut on_epoch: impl FnMut(&RunFiles, &EpochRecord)) -> anyhow::Result<TrainState> {
@@ -283,10 +297,7 @@ pub fn train(config: TrainConfig, resume: bool, mut on_epoch: impl FnMut(&RunFil
     // process are not reproducible; the CLI runs one).
     device.seed(config.seed);
 
-    let mut model = match &config.init {
-        Some(path) => crate::weights::import::import_torchvision(path, &config.model, &device)?.0,
-        None => config.model.init(&device),
-    };
+    let (mut model, transfer) = initial_model(&config, &device)?;
     let mut optim = AdamConfig::new().init();
     let mut state = TrainState { learning_rate: config.learning_rate, ..Default::default() };
     if resume {
@@ -307,8 +318,8 @@ pub fn train(config: TrainConfig, resume: bool, mut on_epoch: impl FnMut(&RunFil
 
     while state.epoch < config.epochs && !state.finished {
         let epoch = state.epoch;
-        let frozen = config.init.is_some() && epoch < config.frozen_epochs;
-        if config.init.is_some() {
+        let frozen = transfer && epoch < config.frozen_epochs;
+        if transfer {
             // Transfer learning: the head alone first, then also the last two dense blocks.
             model = model.freeze_backbone_except_last(if frozen { 0 } else { 2 });
         }

@@ -93,6 +93,14 @@ pub fn encode(model: &DenseNet, precision: Precision) -> Vec<u8> {
     safetensors::serialize(views, Some(metadata)).expect("serialising in memory cannot fail")
 }
 
+/// True when `bytes` are one of our containers (int8 or f32), as opposed to e.g. a PyTorch checkpoint.
+pub fn is_container(bytes: &[u8]) -> bool {
+    SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, meta)| meta.metadata().as_ref().and_then(|m| m.get("format").cloned()))
+        .is_some_and(|f| f == FORMAT_INT8 || f == FORMAT_F32)
+}
+
 /// Reads a container (int8 or f32) into a freshly built model of `config` on `device`.
 pub fn decode(bytes: &[u8], config: &DenseNetConfig, device: &Device) -> Result<DenseNet, WeightsError> {
     let tensors = dequantized_tensors(bytes)?;

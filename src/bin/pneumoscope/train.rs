@@ -19,8 +19,10 @@ pub struct Args {
     /// (all other options are read from its config.json).
     #[arg(long)]
     resume: bool,
-    /// torchvision DenseNet checkpoint to start from (e.g. densenet121-a639ec97.pth);
-    /// trains the head with a frozen backbone first, then the last two dense blocks.
+    /// Weights to start from. A torchvision DenseNet checkpoint (e.g. densenet121-a639ec97.pth)
+    /// trains the head with a frozen backbone first, then the last two dense blocks; one of our
+    /// own `.safetensors` (a release in weights/, a run's best.safetensors) warm-starts every layer,
+    /// e.g. to train a released model further at a larger --image-size.
     #[arg(long)]
     init: Option<PathBuf>,
     /// DenseNet depth: 121, 169 or 201.
@@ -67,7 +69,7 @@ pub struct Args {
     /// Turn off class weights (balanced weights counter the 1:3 NORMAL:PNEUMONIA imbalance).
     #[arg(long)]
     no_class_weights: bool,
-    /// With --init: epochs with the backbone frozen.
+    /// With a torchvision --init: epochs with the backbone frozen.
     #[arg(long, default_value_t = 2)]
     frozen_epochs: usize,
     /// Also checkpoint inside an epoch every this many minutes.
