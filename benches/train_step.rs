@@ -1,14 +1,18 @@
-//! Training throughput: burn (flex CPU backend) vs PyTorch CPU, same DenseNet121 step
-//! (forward + backward + Adam, batch 16, random data), measured in the same run.
+//! Training throughput: burn (flex CPU backend, and LibTorch when built with `--features
+//! libtorch`) vs PyTorch CPU, same DenseNet121 step (forward + backward + Adam, batch 16, random
+//! data), measured in the same run.
 //!
-//!   cargo bench --bench train_step [-- --sizes 224,128 --batch 16 --steps 3]
+//!   cargo bench --bench train_step [-- --sizes 224,128 --batch 16 --steps 3 --backend flex,libtorch]
 //!
-//! Prints images/s for both and the ratio (ours / PyTorch; ≥ 1.0 means we are faster).
-//! PyTorch comes from PyPI (`pip install torch torchvision`); without it only our row prints.
+//! Prints images/s for each backend and PyTorch, and the ratio (ours / PyTorch; ≥ 1.0 means we
+//! are faster). `--backend` defaults to every backend this build has. PyTorch is the `python3`
+//! on PATH (`pip install torch torchvision`); without it only our rows print.
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
+use clap::ValueEnum;
 use pneumoscope::model::DenseNetConfig;
+use pneumoscope::train::backend::Backend;
 use std::process::Command;
 use std::time::Instant;
 
@@ -22,8 +26,8 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-fn ours(size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
-    let device = Device::flex().autodiff();
+fn ours(backend: Backend, size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
+    let device = backend.device().expect("backend").autodiff();
     let mut model = DenseNetConfig::densenet121(1).init(&device);
     let mut optim = AdamConfig::new().init();
     let x = Tensor::<4>::random([batch, 3, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
@@ -48,6 +52,14 @@ fn main() {
     let batch: usize = arg("--batch", "16").parse().expect("batch");
     let steps: usize = arg("--steps", "3").parse().expect("steps");
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let all: Vec<Backend> = Backend::value_variants().iter().copied().filter(|b| b.available()).collect();
+    let all = all.iter().map(|b| format!("{b:?}").to_lowercase()).collect::<Vec<_>>().join(",");
+    let backends: Vec<Backend> = arg("--backend", &all).split(',').map(|s| Backend::from_str(s, true).expect("backend: flex or libtorch")).collect();
+    for b in &backends {
+        if let Err(e) = b.device() {
+            panic!("{e}");
+        }
+    }
     let torch = Command::new("python3")
         .args(["benches/torch_train_step.py", "--sizes", &arg("--sizes", "224,128"), "--batch", &batch.to_string(), "--steps", &steps.to_string(), "--threads", &threads.to_string()])
         .output();
@@ -59,18 +71,24 @@ fn main() {
         }
     };
     println!("DenseNet121 training step (forward+backward+Adam), batch {batch}, {threads} threads, median of {steps} after warm-up");
-    println!("{:>6} | {:>22} | {:>22} | {:>8}", "size", "burn flex img/s (min–max s)", "PyTorch img/s (min–max s)", "ratio");
+    println!("{:>6} | {:>9} | {:>22} | {:>22} | {:>8}", "size", "backend", "ours img/s (min–max s)", "PyTorch img/s (min–max s)", "ratio");
     for size in sizes {
-        let (med, min, max) = ours(size, batch, steps);
-        let ours_ips = batch as f64 / med;
         let peer = torch_rows.iter().find(|r| r["size"].as_u64() == Some(size as u64));
-        let (peer_text, ratio) = match peer {
-            Some(r) => {
-                let ips = r["images_per_second"].as_f64().unwrap_or(f64::NAN);
-                (format!("{ips:.2} ({:.2}–{:.2})", r["min_s"].as_f64().unwrap_or(0.0), r["max_s"].as_f64().unwrap_or(0.0)), format!("{:.2}×", ours_ips / ips))
-            }
-            None => ("n/a".into(), "n/a".into()),
-        };
-        println!("{size:>6} | {:>22} | {:>22} | {:>8}", format!("{ours_ips:.2} ({min:.2}–{max:.2})"), peer_text, ratio);
+        for &backend in &backends {
+            let (med, min, max) = ours(backend, size, batch, steps);
+            let ours_ips = batch as f64 / med;
+            let (peer_text, ratio) = match peer {
+                Some(r) => {
+                    let ips = r["images_per_second"].as_f64().unwrap_or(f64::NAN);
+                    (format!("{ips:.2} ({:.2}–{:.2})", r["min_s"].as_f64().unwrap_or(0.0), r["max_s"].as_f64().unwrap_or(0.0)), format!("{:.2}×", ours_ips / ips))
+                }
+                None => ("n/a".into(), "n/a".into()),
+            };
+            let name = format!("{backend:?}").to_lowercase();
+            println!("{size:>6} | {name:>9} | {:>22} | {:>22} | {:>8}", format!("{ours_ips:.2} ({min:.2}–{max:.2})"), peer_text, ratio);
+        }
+    }
+    if let Some(r) = torch_rows.first() {
+        println!("PyTorch {}", r["torch"].as_str().unwrap_or("?"));
     }
 }

@@ -5,6 +5,7 @@
 use pneumoscope::model::DenseNetConfig;
 use pneumoscope::weights::codec;
 use pneumoscope::train::augment::Augmentation;
+use pneumoscope::train::backend::Backend;
 use pneumoscope::train::run::{TrainConfig, train};
 use std::path::{Path, PathBuf};
 
@@ -67,7 +68,7 @@ fn loss_falls_on_real_xrays() {
     let dir = fresh_dir("loss");
     let mut c = config(&dir, 6);
     c.augmentation = Augmentation::none();
-    train(c, false, |_, _| {}).unwrap();
+    train(c, false, Backend::Flex, |_, _| {}).unwrap();
     let losses = train_losses(&dir);
     assert_eq!(losses.len(), 6);
     assert!(losses[5] < losses[0] * 0.9, "training loss did not fall: {losses:?}");
@@ -82,7 +83,7 @@ fn loss_falls_on_real_xrays() {
     let mut c = config(&warm, 1);
     c.augmentation = Augmentation::none();
     c.init = Some(dir.join("best.safetensors"));
-    train(c, false, |_, _| {}).unwrap();
+    train(c, false, Backend::Flex, |_, _| {}).unwrap();
     let warm_losses = train_losses(&warm);
     assert!(warm_losses[0] < losses[0] * 0.9, "warm start lost the trained weights: {warm_losses:?} vs fresh {losses:?}");
 }
@@ -91,10 +92,10 @@ fn loss_falls_on_real_xrays() {
 fn resume_continues_exactly() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let straight = fresh_dir("straight");
-    train(config(&straight, 2), false, |_, _| {}).unwrap();
+    train(config(&straight, 2), false, Backend::Flex, |_, _| {}).unwrap();
 
     let resumed = fresh_dir("resumed");
-    train(config(&resumed, 1), false, |_, _| {}).unwrap();
+    train(config(&resumed, 1), false, Backend::Flex, |_, _| {}).unwrap();
     // Ask the stopped run for one more epoch, as a user would after an interruption.
     let path = resumed.join("config.json");
     let text = std::fs::read_to_string(&path).unwrap().replace("\"epochs\": 1,", "\"epochs\": 2,");
@@ -102,7 +103,7 @@ fn resume_continues_exactly() {
     let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(resumed.join("checkpoint/state.json")).unwrap()).unwrap();
     state["finished"] = false.into();
     std::fs::write(resumed.join("checkpoint/state.json"), state.to_string()).unwrap();
-    train(config(&resumed, 2), true, |_, _| {}).unwrap();
+    train(config(&resumed, 2), true, Backend::Flex, |_, _| {}).unwrap();
 
     assert_eq!(train_losses(&straight), train_losses(&resumed));
     assert!(weights(&straight) == weights(&resumed), "resumed weights differ from the uninterrupted run");
@@ -114,6 +115,6 @@ fn refuses_to_overwrite_a_run_and_reports_missing_data() {
     let dir = fresh_dir("guard");
     let mut c = config(&dir, 1);
     c.data = PathBuf::from("/nonexistent/data");
-    let err = train(c, false, |_, _| {}).unwrap_err().to_string();
+    let err = train(c, false, Backend::Flex, |_, _| {}).unwrap_err().to_string();
     assert!(err.contains("not a folder"), "{err}");
 }

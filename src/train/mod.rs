@@ -2,6 +2,7 @@
 //! checkpointed, resumable training loop.
 
 pub mod augment;
+pub mod backend;
 pub mod data;
 pub mod evaluate;
 pub mod history;

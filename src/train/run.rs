@@ -3,6 +3,7 @@
 //! stop on Ctrl-C. Everything a run produces lands in its folder.
 
 use super::augment::Augmentation;
+use super::backend::Backend;
 use super::data::{Decoded, decode_all, scan};
 use super::history::{self, EpochRecord};
 use super::{score_planes, split};
@@ -272,9 +273,11 @@ fn initial_model(config: &TrainConfig, device: &Device) -> anyhow::Result<(Dense
     }
 }
 
-/// Trains (or resumes) the run in `config.out`; `on_epoch` sees every finished epoch (after its
-/// row is in metrics.csv and its plot is drawn). Returns the final state.
-pub fn train(config: TrainConfig, resume: bool, mut on_epoch: impl FnMut(&RunFiles, &EpochRecord)) -> anyhow::Result<TrainState> {
+/// Trains (or resumes) the run in `config.out` on `backend`; `on_epoch` sees every finished epoch
+/// (after its row is in metrics.csv and its plot is drawn). Returns the final state.
+pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: impl FnMut(&RunFiles, &EpochRecord)) -> anyhow::Result<TrainState> {
+    // Validation runs on the same backend without autodiff (the model's `valid()` lives there).
+    let val_device = backend.device()?;
     let files = RunFiles { dir: config.out.clone() };
     std::fs::create_dir_all(&files.dir)?;
     let config = if resume {
@@ -292,7 +295,7 @@ pub fn train(config: TrainConfig, resume: bool, mut on_epoch: impl FnMut(&RunFil
     );
     let positive = classes - 1;
     let norm = Normalisation::imagenet();
-    let device = Device::flex().autodiff();
+    let device = val_device.clone().autodiff();
     // Seeds weight initialisation (burn's generator is process-wide, so concurrent runs in one
     // process are not reproducible; the CLI runs one).
     device.seed(config.seed);
@@ -379,7 +382,6 @@ pub fn train(config: TrainConfig, resume: bool, mut on_epoch: impl FnMut(&RunFil
 
         // Validation: no augmentation, the card's input size.
         let eval_model = model.valid();
-        let val_device = Device::flex();
         let scores = score_planes(&eval_model, &data.val.planes, size, &norm, config.batch_size, &val_device, positive, |_| {});
         let truth: Vec<bool> = data.val.labels.iter().map(|&l| l == positive).collect();
         let val_loss = scores

@@ -1,5 +1,6 @@
 use crate::import::config_for_depth;
 use pneumoscope::train::augment::Augmentation;
+use pneumoscope::train::backend::Backend;
 use crate::tracking::{self, TrackingArgs, warn_on_error};
 use pneumoscope::mlflow::flatten;
 use pneumoscope::train::run::{RunFiles, STOP, TrainConfig, train, train_root};
@@ -19,6 +20,10 @@ pub struct Args {
     /// (all other options are read from its config.json).
     #[arg(long)]
     resume: bool,
+    /// CPU backend to compute on: flex (burn's own) or libtorch (PyTorch's C++ library; needs a
+    /// build with `--features libtorch`, see the README). Not saved in the run: a --resume may switch.
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
     /// Weights to start from. A torchvision DenseNet checkpoint (e.g. densenet121-a639ec97.pth)
     /// trains the head with a frozen backbone first, then the last two dense blocks; one of our
     /// own `.safetensors` (a release in weights/, a run's best.safetensors) warm-starts every layer,
@@ -83,6 +88,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    args.backend.device()?; // an unavailable backend fails before any data is read
     let classes = pneumoscope::train::data::scan(&train_root(&args.data))?.classes.len();
     let outputs = if classes == 2 { 1 } else { classes };
     let model = if args.tiny { pneumoscope::model::DenseNetConfig::tiny(outputs) } else { config_for_depth(args.depth, outputs)? };
@@ -125,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let (Some(run), false) = (&mlflow, args.resume) {
         warn_on_error("params", run.log_params(&flatten(&serde_json::to_value(&config)?)));
     }
-    let result = train(config, args.resume, |run_files, epoch| {
+    let result = train(config, args.resume, args.backend, |run_files, epoch| {
         if let Some(run) = &mlflow {
             warn_on_error("metrics", run.log_metrics(&epoch.named_metrics(), epoch.epoch));
             warn_on_error("training curves", run.log_artifact(&run_files.curves(), ""));
