@@ -1,0 +1,68 @@
+//! LibTorch backend (cargo feature `libtorch`) against flex on the same weights: the shipped
+//! DenseNet121 on real X-rays (probabilities within 1e-4), and one training step's gradients on
+//! the tiny model. Runs only in a `--features libtorch` build (see the README).
+#![cfg(feature = "libtorch")]
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use pneumoscope::model::DenseNetConfig;
+use pneumoscope::predict::Pipeline;
+use pneumoscope::weights::import::import_torchvision;
+use std::path::Path;
+
+const XRAYS: [&str; 4] = [
+    "../shared/data/chest_xray/test/NORMAL/IM-0001-0001.jpeg",
+    "../shared/data/chest_xray/test/NORMAL/IM-0003-0001.jpeg",
+    "../shared/data/chest_xray/test/PNEUMONIA/person1_virus_6.jpeg",
+    "../shared/data/chest_xray/test/PNEUMONIA/person3_virus_15.jpeg",
+];
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn shipped_model_gives_the_same_probabilities_on_libtorch() {
+    let card = Path::new("weights/model-card.json");
+    let flex = Pipeline::from_card_file(card, &Device::flex()).unwrap();
+    let torch = Pipeline::from_card_file(card, &Device::libtorch()).unwrap();
+    let (mut worst_p, mut worst_cam) = (0.0f32, 0.0f32);
+    for path in XRAYS {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let a = flex.analyse_blocking(&bytes).unwrap();
+        let b = torch.analyse_blocking(&bytes).unwrap();
+        let dp = max_diff(&a.probabilities, &b.probabilities);
+        let dc = max_diff(&a.cam.values, &b.cam.values);
+        eprintln!("{path}: flex {:.6} libtorch {:.6} |Δp| {dp:.2e} |ΔGrad-CAM| {dc:.2e}", a.probability, b.probability);
+        worst_p = worst_p.max(dp);
+        worst_cam = worst_cam.max(dc);
+    }
+    eprintln!("max |Δprob| {worst_p:.2e}, max |ΔGrad-CAM| {worst_cam:.2e}");
+    assert!(worst_p <= 1e-4, "max |Δprob| = {worst_p}");
+    assert!(worst_cam <= 1e-3, "max |ΔGrad-CAM| = {worst_cam}");
+}
+
+/// Gradients of the training loss (the tiny model, batch of 2): what a training step sees.
+fn gradients(device: &Device) -> Vec<f32> {
+    let device = device.clone().autodiff();
+    let (model, _) = import_torchvision(Path::new("tests/fixtures/tiny_binary.pth"), &DenseNetConfig::tiny(1), &device).unwrap();
+    let x: Vec<f32> = (0..2 * 3 * 64 * 64).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(x, [2, 3, 64, 64]), &device);
+    let logits = model.forward(x);
+    let y = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0], [2, 1]), &device);
+    let loss = (logits.clone().clamp_min(0.0) - logits.clone() * y + logits.abs().neg().exp().add_scalar(1.0).log()).mean();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let g = grads.get::<2>(model.classifier.weight.id).expect("classifier gradient");
+    g.into_data().try_to_vec().unwrap()
+}
+
+#[test]
+fn training_gradients_match_flex() {
+    let a = gradients(&Device::flex());
+    let b = gradients(&Device::libtorch());
+    let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = max_diff(&a, &b);
+    eprintln!("classifier gradient: max |Δ| {d:.2e} (max |g| {scale:.2e})");
+    assert!(d <= 1e-4 * scale.max(1.0), "max |Δgrad| = {d}");
+}
