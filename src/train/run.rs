@@ -361,13 +361,14 @@ pub fn train(config: TrainConfig, resume: bool, mut on_epoch: impl FnMut(&RunFil
             }
             let stop = STOP.load(Ordering::SeqCst);
             if stop || last_checkpoint.elapsed().as_secs_f64() > config.checkpoint_minutes * 60.0 {
-                state.train_seconds += started.elapsed().as_secs_f64();
-                save_checkpoint(&files, &model, &optim, &state)?;
-                state.train_seconds -= started.elapsed().as_secs_f64();
+                // The epoch's time so far goes into the checkpoint; the running state adds the
+                // whole epoch's time when the epoch ends.
+                let saved = TrainState { train_seconds: state.train_seconds + started.elapsed().as_secs_f64(), ..state.clone() };
+                save_checkpoint(&files, &model, &optim, &saved)?;
                 last_checkpoint = Instant::now();
                 if stop {
                     bar.abandon_with_message("interrupted: checkpoint saved; continue with --resume");
-                    return Ok(state);
+                    return Ok(saved);
                 }
             }
         }
