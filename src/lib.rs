@@ -15,6 +15,7 @@ pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mlflow;
 pub mod model;
+pub mod ood;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plots;
 pub mod predict;

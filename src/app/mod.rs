@@ -1,6 +1,7 @@
 //! The browser app (Leptos, client-side rendered). One component per job:
 //! [`loader`] (backend, weights, warm-up), [`dropzone`] (files, folders, paste),
-//! [`result`] (probability, band, gauge; [`dicom`] header panel), [`heatmap`] (Grad-CAM overlay), [`batch`] (triage
+//! [`result`] (probability, band, gauge; [`dicom`] header panel; [`refusal`] of inputs unlike the
+//! training X-rays), [`heatmap`] (Grad-CAM overlay), [`batch`] (triage
 //! table, CSV), [`model_card`] and [`help`] panels, [`i18n`] (English/French).
 
 mod analyse;
@@ -14,12 +15,14 @@ mod help;
 mod i18n;
 mod loader;
 mod model_card;
+mod refusal;
 mod result;
 mod util;
 
 use crate::card::{Band, ModelCard};
 use crate::dicom::DicomInfo;
 use crate::gradcam::Cam;
+use crate::ood::{Fix, OodCheck};
 use crate::predict::{Pipeline, Timings};
 use backend::Backend;
 use errors::UiError;
@@ -41,6 +44,21 @@ pub struct Analysis {
     pub timings: Timings,
     /// Header summary and warnings when the file was DICOM.
     pub dicom: Option<DicomInfo>,
+    /// The out-of-distribution verdict: a refused image shows no result unless the user asks.
+    pub ood: OodCheck,
+    /// The user asked to see the result of a refused image.
+    pub shown_anyway: bool,
+    /// What the user asked to be done to the image first (e.g. invert it).
+    pub fixes: Vec<Fix>,
+    /// The user's file, to analyse it again with a fix.
+    pub file: web_sys::File,
+}
+
+impl Analysis {
+    /// Probability, class, band and heatmap may be shown.
+    pub fn shown(&self) -> bool {
+        self.shown_anyway || !self.ood.refused()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
