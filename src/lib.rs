@@ -1,7 +1,8 @@
 //! Pneumoscope: private chest X-ray screening with DenseNet121, shared by the browser app and
 //! the native CLI. The flow of one X-ray:
 //!
-//! bytes → [`decode`] (PNG, JPEG, [`dicom`]) → [`preprocess`] → [`model`] → [`gradcam`] → [`predict::Prediction`],
+//! bytes → [`decode`] (PNG, JPEG, [`dicom`]) → [`preprocess`] → [`model`] → [`ood`] check and
+//! [`gradcam`] → [`predict::Prediction`],
 //! with input size, normalisation, labels and threshold read from the [`card`] that travels
 //! with the [`weights`].
 

@@ -1,7 +1,8 @@
 //! The OOD statistics against numpy (`tests/fixtures/make_ood_fixture.py` → `ood_pca.json`):
 //! PPCA fit (mean, top-k variances and directions, residual variance) and the distance.
-//! Tolerances: relative 1e-5 on variances, residual variance and distances; directions equal up
-//! to sign (|cos| > 1 − 1e-6); the f32 storage is the limit, not the algorithm (f64 inside).
+//! Tolerances: relative 1e-5 on variances and the residual variance, directions equal up to sign
+//! (|cos| > 1 − 1e-6), relative 1e-4 on distances. The f32 storage of the statistics is the limit,
+//! not the algorithm (f64 inside): the residual term divides by a small σ².
 
 use pneumoscope::ood::{OodStats, fit};
 use serde_json::Value;
@@ -56,6 +57,6 @@ fn ppca_fit_and_distance_match_numpy() {
     probes.push(vec![0.0; d]);
     for (probe, expected) in probes.iter().zip(floats(&reference["distances"])) {
         let got = stats.distance(probe) as f64;
-        assert!(close(got, expected, 1e-5), "distance {got} vs numpy {expected}");
+        assert!(close(got, expected, 1e-4), "distance {got} vs numpy {expected}");
     }
 }

@@ -72,9 +72,13 @@ async fn analyse(state: AppState, file: &web_sys::File, fixes: &[Fix]) -> Result
     match pipeline.analyse_image(&image).await {
         Ok(p) => Ok(Analysis {
             name: file.name(),
-            // A browser cannot show a DICOM file, nor the file as fixed: show the grey levels
-            // the model was given.
-            url: if decoded.dicom.is_some() || !fixes.is_empty() { png_url(&image) } else { object_url(file) },
+            url: {
+                // A browser cannot show a DICOM file, nor the file as fixed: show the grey
+                // levels the model was given.
+                let url = if decoded.dicom.is_some() || !fixes.is_empty() { png_url(&image) } else { object_url(file) };
+                state.remember_file(&url, file.clone());
+                url
+            },
             probability: p.probability,
             label: p.label,
             band: p.band,
@@ -84,7 +88,6 @@ async fn analyse(state: AppState, file: &web_sys::File, fixes: &[Fix]) -> Result
             ood: p.ood,
             shown_anyway: false,
             fixes: fixes.to_vec(),
-            file: file.clone(),
         }),
         Err(e) => {
             let error = UiError::from(e);
@@ -103,6 +106,7 @@ async fn single(state: AppState, file: &web_sys::File, fixes: &[Fix]) {
     if let Some(old) = state.current.get_untracked() {
         if !state.batch.owns(&old.url) {
             revoke(&old.url);
+            state.forget_file(&old.url);
         }
     }
     state.current.set(None);
@@ -118,7 +122,7 @@ async fn single(state: AppState, file: &web_sys::File, fixes: &[Fix]) {
 async fn many(state: AppState, files: Vec<web_sys::File>, generation: u64) {
     state.error.set(None);
     state.current.set(None);
-    state.batch.start(files.len());
+    state.batch.start(files.len(), |url| state.forget_file(url));
     for (index, file) in files.iter().enumerate() {
         if !state.batch.is_current(generation) {
             break;

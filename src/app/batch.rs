@@ -67,10 +67,12 @@ impl BatchState {
         self.rows.with_untracked(|rows| rows.iter().any(|r| r.result.as_ref().is_ok_and(|a| a.url == url)))
     }
 
-    pub fn start(&self, total: usize) {
+    /// A new batch: the previous one's images go (`forget` drops their files).
+    pub fn start(&self, total: usize, forget: impl Fn(&str)) {
         for row in self.rows.get_untracked() {
             if let Ok(a) = &row.result {
                 revoke(&a.url);
+                forget(&a.url);
             }
         }
         self.rows.set(Vec::new());

@@ -50,8 +50,6 @@ pub struct Analysis {
     pub shown_anyway: bool,
     /// What the user asked to be done to the image first (e.g. invert it).
     pub fixes: Vec<Fix>,
-    /// The user's file, to analyse it again with a fix.
-    pub file: web_sys::File,
 }
 
 impl Analysis {
@@ -89,6 +87,9 @@ pub struct AppState {
     pub batch: batch::BatchState,
     pipeline: StoredValue<Option<Rc<Pipeline>>, LocalStorage>,
     weights: StoredValue<Option<Rc<Vec<u8>>>, LocalStorage>,
+    /// The user's files behind the analyses on the page, by their `url`, so that one can be
+    /// analysed again with a fix (a `File` is only a handle; it cannot live in a signal).
+    files: StoredValue<Vec<(String, web_sys::File)>, LocalStorage>,
 }
 
 impl AppState {
@@ -105,6 +106,7 @@ impl AppState {
             batch: batch::BatchState::new(),
             pipeline: StoredValue::new_local(None),
             weights: StoredValue::new_local(None),
+            files: StoredValue::new_local(Vec::new()),
         }
     }
 
@@ -114,6 +116,19 @@ impl AppState {
 
     pub fn pipeline(&self) -> Option<Rc<Pipeline>> {
         self.pipeline.with_value(|p| p.clone())
+    }
+
+    pub fn remember_file(&self, url: &str, file: web_sys::File) {
+        self.files.update_value(|f| f.push((url.to_string(), file)));
+    }
+
+    pub fn file_for(&self, url: &str) -> Option<web_sys::File> {
+        self.files.with_value(|f| f.iter().find(|(u, _)| u == url).map(|(_, file)| file.clone()))
+    }
+
+    /// The page no longer shows the analysis at `url`.
+    pub fn forget_file(&self, url: &str) {
+        self.files.update_value(|f| f.retain(|(u, _)| u != url));
     }
 }
 

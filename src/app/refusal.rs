@@ -55,13 +55,18 @@ pub fn RefusalView(analysis: Analysis) -> impl IntoView {
     let state = use_state();
     let (distance, threshold) = analysis.ood.distance().unwrap_or_default();
     let offer = analysis.ood.fix().map(|fix| {
-        let file = analysis.file.clone();
+        let url = analysis.url.clone();
         let mut fixes = analysis.fixes.clone();
         fixes.push(fix);
         let hint = if fix == Fix::Invert { T::LooksInverted } else { T::LooksRotated };
+        let apply = move |_| {
+            if let Some(file) = state.file_for(&url) {
+                again_with(state, file, fixes.clone());
+            }
+        };
         view! {
             <p data-testid="ood-hint">{move || state.t(hint)}</p>
-            <button data-testid="apply-fix" data-fix=fix_id(fix) on:click=move |_| again_with(state, file.clone(), fixes.clone())>
+            <button data-testid="apply-fix" data-fix=fix_id(fix) on:click=apply>
                 {move || fix_label(state, fix)}
             </button>
         }
