@@ -6,7 +6,7 @@ use crate::decode::{self, DecodeError};
 use crate::dicom::DicomInfo;
 use crate::gradcam::{self, Cam};
 use crate::model::{DenseNet, probabilities};
-use crate::ood::{Fix, OodCheck, OodError, OodModel, OodStats};
+use crate::ood::{self, Fix, OodCheck, OodError, OodModel, OodStats};
 use crate::preprocess;
 use crate::weights::{WeightsError, codec, verify_sha256};
 use burn::prelude::*;
@@ -159,12 +159,16 @@ impl Pipeline {
         let Some(ood) = &self.ood else { return Ok(OodCheck::Unavailable) };
         let threshold = ood.threshold;
         let (distance, passed) = ood.passes(features);
-        if passed {
+        let size = self.card.input_size as u32;
+        let small = if image.width() == size && image.height() == size { image.clone() } else { image.resize_exact(size, size, image::imageops::FilterType::Triangle) };
+        let uniform = ood::is_uniform(&small);
+        if passed && !uniform {
             return Ok(OodCheck::Passed { distance, threshold });
         }
-        let size = self.card.input_size as u32;
+        if uniform {
+            return Ok(OodCheck::Refused { distance, threshold, fix: None, uniform });
+        }
         // Fixes commute with the resize to the square input: apply them to the small image.
-        let small = if image.width() == size && image.height() == size { image.clone() } else { image.resize_exact(size, size, image::imageops::FilterType::Triangle) };
         let pixels: Vec<f32> = Fix::ALL.iter().flat_map(|f| preprocess::pixels_chw(&f.apply(&small), size, &self.card.normalisation)).collect();
         let pooled = self.model.pool(self.model.forward_features(preprocess::batch_tensor(pixels, size as usize, &self.device)));
         let all: Vec<f32> = read(pooled).await?;
@@ -175,7 +179,7 @@ impl Pipeline {
             .filter(|(_, (_, ok))| *ok)
             .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
             .map(|(f, _)| f);
-        Ok(OodCheck::Refused { distance, threshold, fix })
+        Ok(OodCheck::Refused { distance, threshold, fix, uniform: false })
     }
 
     /// The predicted class index and the positive-class probability, by the card's threshold.

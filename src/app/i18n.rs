@@ -162,6 +162,7 @@ texts! {
                   "Le modèle n'a appris que sur des radiographies thoraciques pédiatriques de face. Sur toute autre image son score ne veut rien dire : aucun résultat n'est affiché.";
     OodDistance => "Distance from the training X-rays", "Distance aux radiographies d'entraînement";
     OodLimit => "refusal threshold", "seuil de refus";
+    OodUniform => "The image is uniform: it has no detail at all.", "L'image est uniforme : elle n'a aucun détail.";
     ShowAnyway => "Show the result anyway", "Afficher le résultat quand même";
     ShownAnyway => "Shown at your request: this image does not look like a chest X-ray the model was trained on, so this result means little.",
                    "Affiché à votre demande : cette image ne ressemble pas aux radiographies sur lesquelles le modèle a été entraîné ; ce résultat a peu de sens.";

@@ -54,6 +54,7 @@ pub fn OodStatus(analysis: Analysis) -> impl IntoView {
 pub fn RefusalView(analysis: Analysis) -> impl IntoView {
     let state = use_state();
     let (distance, threshold) = analysis.ood.distance().unwrap_or_default();
+    let uniform = matches!(analysis.ood, OodCheck::Refused { uniform: true, .. });
     let offer = analysis.ood.fix().map(|fix| {
         let url = analysis.url.clone();
         let mut fixes = analysis.fixes.clone();
@@ -79,7 +80,11 @@ pub fn RefusalView(analysis: Analysis) -> impl IntoView {
                     <p class="refusal-title"><strong>{move || state.t(T::OodRefused)}</strong></p>
                     <p>{move || state.t(T::OodExplain)}</p>
                     <p class="small" data-testid="ood-distance">
-                        {move || format!("{}: {distance:.1} > {} {threshold:.1}", state.t(T::OodDistance), state.t(T::OodLimit))}
+                        {move || if uniform {
+                            state.t(T::OodUniform).to_string()
+                        } else {
+                            format!("{}: {distance:.1} > {} {threshold:.1}", state.t(T::OodDistance), state.t(T::OodLimit))
+                        }}
                     </p>
                     {offer}
                     <button class="link" data-testid="show-anyway"

@@ -13,8 +13,10 @@
 //! directions,
 //!
 //! and an input is refused when `D` exceeds the model card's threshold (chosen on validation
-//! X-rays, see `fit`). Refused inputs are retried inverted and rotated ([`Fix`]): a negative or a
-//! sideways X-ray that passes once fixed gets a hint rather than only a refusal.
+//! X-rays, see `fit`), or when it is uniform (no detail at all: [`is_uniform`]; such images can
+//! land close to the X-rays in feature space). Refused inputs are retried inverted and rotated
+//! ([`Fix`]): a negative or a sideways X-ray that passes once fixed gets a hint rather than only
+//! a refusal.
 
 pub mod fit;
 
@@ -187,8 +189,15 @@ pub enum OodCheck {
     /// Looks like the training X-rays: `distance ≤ threshold`.
     Passed { distance: f32, threshold: f32 },
     /// Does not look like a chest X-ray the model was trained on. `fix`: a transformation after
-    /// which it would pass (e.g. the image looks inverted).
-    Refused { distance: f32, threshold: f32, fix: Option<Fix> },
+    /// which it would pass (e.g. the image looks inverted). `uniform`: refused because the image
+    /// has no detail at all, whatever its distance.
+    Refused {
+        distance: f32,
+        threshold: f32,
+        fix: Option<Fix>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        uniform: bool,
+    },
 }
 
 impl OodCheck {
@@ -210,6 +219,18 @@ impl OodCheck {
             OodCheck::Passed { distance, threshold } | OodCheck::Refused { distance, threshold, .. } => Some((distance, threshold)),
         }
     }
+}
+
+/// Grey levels (0–1) varying by less than this (standard deviation) make a uniform image.
+pub const UNIFORM_STD: f32 = 0.01;
+
+/// Whether `image` is (nearly) one flat colour: no radiograph is.
+pub fn is_uniform(image: &DynamicImage) -> bool {
+    let gray = image.to_luma32f();
+    let n = gray.len().max(1) as f64;
+    let mean = gray.iter().map(|v| *v as f64).sum::<f64>() / n;
+    let variance = gray.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
+    (variance.sqrt() as f32) < UNIFORM_STD
 }
 
 /// Plain-English wording shared by the CLI (the web app has its own translated texts).
@@ -288,6 +309,8 @@ mod tests {
     #[test]
     fn fixes_invert_and_rotate() {
         let img = DynamicImage::ImageLuma8(image::GrayImage::from_fn(3, 2, |x, y| image::Luma([(x * 10 + y * 100) as u8])));
+        assert!(!is_uniform(&img));
+        assert!(is_uniform(&DynamicImage::ImageRgb8(image::RgbImage::from_pixel(5, 5, image::Rgb([200, 30, 90])))));
         let inverted = Fix::Invert.apply(&img).to_luma8();
         assert_eq!(inverted.get_pixel(1, 1)[0], 255 - 110);
         assert_eq!(Fix::Rotate90.apply(&img).width(), 2);

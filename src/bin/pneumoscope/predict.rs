@@ -112,9 +112,10 @@ fn milliseconds(p: &Prediction) -> f64 {
 
 /// The refusal in words, with what the image looks like when a fix would make it pass.
 fn refusal(p: &Prediction) -> Option<String> {
-    let OodCheck::Refused { distance, threshold, fix } = p.ood else { return None };
+    let OodCheck::Refused { distance, threshold, fix, uniform } = p.ood else { return None };
     let hint = fix.map(|f| format!("; {}", f.hint())).unwrap_or_default();
-    Some(format!("{} (OOD distance {distance:.1} > threshold {threshold:.1}){hint}", ood::REFUSAL))
+    let why = if uniform { "a uniform image, without any detail".to_string() } else { format!("OOD distance {distance:.1} > threshold {threshold:.1}") };
+    Some(format!("{} ({why}){hint}", ood::REFUSAL))
 }
 
 fn band_name(p: &Prediction) -> String {
