@@ -96,6 +96,13 @@ impl Default for Settings {
     }
 }
 
+/// The last two components of a data path (`chest_xray/train`): the card names the data, not
+/// the machine it sat on.
+fn short(path: &Path) -> String {
+    let parts: Vec<_> = path.components().rev().take(2).map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
+}
+
 /// Fits the statistics for `pipeline`'s model on `data`'s training images.
 pub fn fit(pipeline: &Pipeline, card_path: &Path, data: &Path, settings: &Settings) -> anyhow::Result<Fitted> {
     anyhow::ensure!((0.0..1.0).contains(&settings.max_refused), "--ood-max-refused must be in [0, 1), got {}", settings.max_refused);
@@ -161,7 +168,7 @@ pub fn fit(pipeline: &Pipeline, card_path: &Path, data: &Path, settings: &Settin
         ),
         components: stats.rank(),
         threshold,
-        fitted_on: format!("{} training X-rays of {} (validation held out: {:.0}% of train, grouped by patient, seed {seed})", train.len(), root.display(), fraction * 100.0),
+        fitted_on: format!("{} training X-rays of {} (validation held out: {:.0}% of train, grouped by patient, seed {seed})", train.len(), short(&root), fraction * 100.0),
         threshold_rule: format!("smallest distance refusing at most {:.1}% of the {} validation X-rays", settings.max_refused * 100.0, val.len()),
         validation_images: val.len(),
         validation_refused: refused as f64 / val.len() as f64,
