@@ -116,6 +116,7 @@ impl Pipeline {
         let size = self.card.input_size;
         let start = Instant::now();
         let pixels = preprocess::pixels_chw(image, size as u32, &self.card.normalisation);
+        let uniform = ood::is_uniform(&pixels, &self.card.normalisation);
         let input = preprocess::batch_tensor(pixels, size, &self.device);
         let features = self.model.forward_features(input);
         let pooled = self.model.pool(features.clone());
@@ -127,7 +128,7 @@ impl Pipeline {
         let inference_ms = start.elapsed().as_secs_f64() * 1e3;
 
         let start = Instant::now();
-        let ood = self.check_ood(image, &embedding).await?;
+        let ood = self.check_ood(image, uniform, &embedding).await?;
         let ood_ms = start.elapsed().as_secs_f64() * 1e3;
 
         let start = Instant::now();
@@ -155,20 +156,19 @@ impl Pipeline {
 
     /// The OOD verdict on `features`; a refused image is retried inverted and rotated (one
     /// batched forward pass, paid only by refused inputs) to say what it looks like.
-    async fn check_ood(&self, image: &DynamicImage, features: &[f32]) -> Result<OodCheck, PredictError> {
+    async fn check_ood(&self, image: &DynamicImage, uniform: bool, features: &[f32]) -> Result<OodCheck, PredictError> {
         let Some(ood) = &self.ood else { return Ok(OodCheck::Unavailable) };
         let threshold = ood.threshold;
         let (distance, passed) = ood.passes(features);
-        let size = self.card.input_size as u32;
-        let small = if image.width() == size && image.height() == size { image.clone() } else { image.resize_exact(size, size, image::imageops::FilterType::Triangle) };
-        let uniform = ood::is_uniform(&small);
-        if passed && !uniform {
-            return Ok(OodCheck::Passed { distance, threshold });
-        }
         if uniform {
             return Ok(OodCheck::Refused { distance, threshold, fix: None, uniform });
         }
+        if passed {
+            return Ok(OodCheck::Passed { distance, threshold });
+        }
         // Fixes commute with the resize to the square input: apply them to the small image.
+        let size = self.card.input_size as u32;
+        let small = if image.width() == size && image.height() == size { image.clone() } else { image.resize_exact(size, size, image::imageops::FilterType::Triangle) };
         let pixels: Vec<f32> = Fix::ALL.iter().flat_map(|f| preprocess::pixels_chw(&f.apply(&small), size, &self.card.normalisation)).collect();
         let pooled = self.model.pool(self.model.forward_features(preprocess::batch_tensor(pixels, size as usize, &self.device)));
         let all: Vec<f32> = read(pooled).await?;

@@ -224,13 +224,17 @@ impl OodCheck {
 /// Grey levels (0–1) varying by less than this (standard deviation) make a uniform image.
 pub const UNIFORM_STD: f32 = 0.01;
 
-/// Whether `image` is (nearly) one flat colour: no radiograph is.
-pub fn is_uniform(image: &DynamicImage) -> bool {
-    let gray = image.to_luma32f();
-    let n = gray.len().max(1) as f64;
-    let mean = gray.iter().map(|v| *v as f64).sum::<f64>() / n;
-    let variance = gray.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
-    (variance.sqrt() as f32) < UNIFORM_STD
+/// Whether a model input (normalised CHW floats, `norm` as in the card) is (nearly) one flat
+/// colour: no radiograph is. Every channel's standard deviation, back in 0–1 grey levels, is
+/// below [`UNIFORM_STD`].
+pub fn is_uniform(pixels: &[f32], norm: &crate::card::Normalisation) -> bool {
+    let plane = pixels.len() / 3;
+    pixels.chunks_exact(plane.max(1)).zip(norm.std).all(|(channel, std)| {
+        let n = channel.len().max(1) as f64;
+        let mean = channel.iter().map(|v| *v as f64).sum::<f64>() / n;
+        let variance = channel.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
+        ((variance.sqrt() * std as f64) as f32) < UNIFORM_STD
+    })
 }
 
 /// Plain-English wording shared by the CLI (the web app has its own translated texts).
@@ -309,8 +313,10 @@ mod tests {
     #[test]
     fn fixes_invert_and_rotate() {
         let img = DynamicImage::ImageLuma8(image::GrayImage::from_fn(3, 2, |x, y| image::Luma([(x * 10 + y * 100) as u8])));
-        assert!(!is_uniform(&img));
-        assert!(is_uniform(&DynamicImage::ImageRgb8(image::RgbImage::from_pixel(5, 5, image::Rgb([200, 30, 90])))));
+        let norm = crate::card::Normalisation::imagenet();
+        assert!(!is_uniform(&crate::preprocess::pixels_chw(&img, 8, &norm), &norm));
+        let flat = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(5, 5, image::Rgb([200, 30, 90])));
+        assert!(is_uniform(&crate::preprocess::pixels_chw(&flat, 8, &norm), &norm));
         let inverted = Fix::Invert.apply(&img).to_luma8();
         assert_eq!(inverted.get_pixel(1, 1)[0], 255 - 110);
         assert_eq!(Fix::Rotate90.apply(&img).width(), 2);
