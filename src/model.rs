@@ -207,10 +207,15 @@ impl DenseNet {
         self.features.forward(images)
     }
 
+    /// The classifier's input: ReLU → global average pool, `[batch, channels]` (also the
+    /// feature the OOD check measures).
+    pub fn pool(&self, features: Tensor<4>) -> Tensor<2> {
+        relu(features).mean_dim(3).mean_dim(2).flatten::<2>(1, 3)
+    }
+
     /// Logits from the last feature map: ReLU → global average pool → linear.
     pub fn head(&self, features: Tensor<4>) -> Tensor<2> {
-        let pooled = relu(features).mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
-        self.classifier.forward(pooled)
+        self.classifier.forward(self.pool(features))
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {

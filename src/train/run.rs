@@ -3,7 +3,7 @@
 //! stop on Ctrl-C. Everything a run produces lands in its folder.
 
 use super::augment::Augmentation;
-use super::data::{Decoded, decode_all, scan};
+use super::data::{Decoded, Sample, decode_all, scan};
 use super::history::{self, EpochRecord};
 use super::{score_planes, split};
 use crate::card::{ModelCard, Normalisation};
@@ -188,13 +188,7 @@ fn progress_bar(len: u64, what: &str) -> ProgressBar {
 
 fn load_data(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<Data> {
     let folder = scan(&train_root(&config.data))?;
-    let mut samples = folder.samples.clone();
-    if config.limit > 0 && samples.len() > config.limit {
-        // Keep classes balanced in proportion: a seeded shuffle, then the first `limit`.
-        samples.shuffle(&mut StdRng::seed_from_u64(config.seed));
-        samples.truncate(config.limit);
-        samples.sort_by(|a, b| a.path.cmp(&b.path));
-    }
+    let samples = limited(folder.samples.clone(), config.limit, config.seed);
     let bar = progress_bar(samples.len() as u64, "decode");
     let all = decode_all(&samples, config.image_size, || bar.inc(1));
     bar.finish_and_clear();
@@ -225,6 +219,17 @@ fn load_data(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<Data> {
     write_atomic(&files.split(), serde_json::to_string_pretty(&record)?.as_bytes())?;
     eprintln!("data: {} train / {} validation images ({split_note})", train.planes.len(), val.planes.len());
     Ok(Data { classes: folder.classes, train, val, split_note })
+}
+
+/// At most `limit` samples (0 = all), as training takes them: classes kept in proportion by a
+/// seeded shuffle, then the first `limit`, in path order.
+pub fn limited(mut samples: Vec<Sample>, limit: usize, seed: u64) -> Vec<Sample> {
+    if limit > 0 && samples.len() > limit {
+        samples.shuffle(&mut StdRng::seed_from_u64(seed));
+        samples.truncate(limit);
+        samples.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    samples
 }
 
 fn report_skipped(skipped: &[(PathBuf, String)], usable: usize) -> anyhow::Result<()> {
