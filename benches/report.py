@@ -1,0 +1,160 @@
+"""Reads the JSON lines that scripts/bench.sh collected (target/bench/results.jsonl) and prints
+ONE table: our figure, the peer's, their ratio (ours / peer in time: ≤ 1.0× means we are as fast
+or faster) and the arithmetic rate each achieved against the machine's measured matmul rate.
+
+  python benches/report.py [target/bench/results.jsonl] [--markdown]
+
+Every figure is the median of its runs after warm-up, with min–max in brackets. Standard library
+only. FLOP convention: 2 FLOP per multiply-add for the models (MACs counted by
+benches/convert_weights.py) and for the matmul (2·N³).
+"""
+import json, sys
+
+
+def load(path):
+    rows = []
+    for line in open(path):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return rows
+
+
+def find(rows, **kw):
+    for r in rows:
+        if all(r.get(k) == v for k, v in kw.items()):
+            return r
+    return None
+
+
+def ms(r, per=1):
+    """'median (min–max)' in ms per image."""
+    if not r:
+        return "n/a", None
+    f = 1e3 / per
+    med = r["median_s"] * f
+    return f"{med:.1f} ({r['min_s'] * f:.1f}–{r['max_s'] * f:.1f})", med
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}×" if a is not None and b else "n/a"
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    path = args[0] if args else "target/bench/results.jsonl"
+    rows = load(path)
+    meta = find(rows, kind="meta") or {}
+    macs = {int(k): v for k, v in (find(rows, kind="parity") or {}).get("macs", {}).items()}
+    mm = [r for r in rows if r.get("kind") in ("matmul", "matmul_numpy")]
+    peak = max((r["flop"] / r["median_s"] / 1e9 for r in mm), default=None)
+
+    def rate(size, med_ms):
+        if med_ms is None or size not in macs:
+            return "n/a"
+        g = 2 * macs[size] / (med_ms / 1e3) / 1e9
+        return f"{g:.1f}" + (f" ({100 * g / peak:.0f} %)" if peak else "")
+
+    table = []  # (section, what, ours, peer, ratio, ours GFLOP/s, peer GFLOP/s)
+
+    # 1. native inference
+    for size in (224, 128):
+        for batch in (1, 16):
+            o = find(rows, impl="ours", kind="forward", size=size, batch=batch)
+            t = find(rows, impl="pytorch", kind="forward", size=size, batch=batch)
+            if not (o or t):
+                continue
+            os_, om = ms(o, batch)
+            ts, tm = ms(t, batch)
+            table.append(("native CPU", f"DenseNet121 {size}², batch {batch}, ms/image", os_, ts, ratio(om, tm), rate(size, om), rate(size, tm)))
+    for size in (224, 128):
+        o = find(rows, impl="ours", kind="gradcam", size=size)
+        t = find(rows, impl="pytorch", kind="gradcam", size=size)
+        tf = find(rows, impl="pytorch", kind="forward", size=size, batch=1)
+        if not (o or t):
+            continue
+        os_, om = ms(o)
+        extra = None
+        ts = "n/a"
+        if t and tf:
+            extra = (t["median_s"] - tf["median_s"]) * 1e3
+            ts = f"{extra:.1f} (whole call {t['median_s'] * 1e3:.1f}, {t['min_s'] * 1e3:.1f}–{t['max_s'] * 1e3:.1f})"
+        table.append(("native CPU", f"Grad-CAM extra cost {size}², ms", os_, ts, ratio(om, extra), "", ""))
+    o = find(rows, impl="ours", kind="pipeline")
+    if o:
+        table.append(("native CPU", f"CLI path per file (decode + {o['size']}² forward + Grad-CAM), ms", ms(o)[0], "", "", "", ""))
+    for r in rows:
+        if r.get("kind") == "cli_throughput":
+            table.append(("native CPU", f"`pneumoscope predict` {r['images']} files, ms/file (wall)", f"{r['wall_s'] * 1e3 / r['images']:.1f}", "", "", "", ""))
+
+    # 2. browser
+    for size in (128, 224):
+        for ours_b, peer_b, label in (("webgpu", "ort-webgpu", "WebGPU (same adapter)"), ("cpu", "ort-wasm-1", "CPU, 1 thread: our wasm vs ORT WASM EP")):
+            o = find(rows, group="browser", impl="ours", backend=ours_b, kind="forward", size=size)
+            t = find(rows, group="browser", impl=peer_b, kind="forward", size=size)
+            if not (o or t):
+                continue
+            os_, om = ms(o)
+            ts, tm = ms(t)
+            table.append(("browser", f"{label}, {size}², batch 1, ms/image", os_, ts, ratio(om, tm), rate(size, om), rate(size, tm)))
+        t2 = find(rows, group="browser", impl="ort-wasm-2", kind="forward", size=size)
+        if t2:
+            ts, tm = ms(t2)
+            o = find(rows, group="browser", impl="ours", backend="cpu", kind="forward", size=size)
+            table.append(("browser", f"ORT WASM EP 2 threads (COOP/COEP) {size}², ms/image (vs our 1 thread)", ms(o)[0], ts, ratio(ms(o)[1], tm), "", rate(size, tm)))
+    for r in rows:
+        if r.get("kind") == "app_image":
+            table.append(("browser", f"app, one real X-ray via the UI ({r['backend']}), ms shown", f"{r['median_ms']:.0f} ({r['min_ms']:.0f}–{r['max_ms']:.0f})", "", "", "", ""))
+    for r in rows:
+        if r.get("kind") == "cold_start":
+            table.append(("browser cold start", f"open → ready ({r['backend']})", f"{r['ready_ms']:.0f} ms", "", "", "", ""))
+            table.append(("browser cold start", f"open → first result ({r['backend']})", f"{r['first_result_ms']:.0f} ms", "", "", "", ""))
+            b = r["bytes"]
+            table.append(("browser cold start", "bytes transferred: wasm / weights / JS / other / total",
+                          " / ".join(f"{b.get(k, 0) / 1e6:.2f} MB" for k in ("wasm", "weights", "js", "other", "total")), "", "", "", ""))
+            table.append(("browser cold start", "wasm gzip -9 (goal ≤ 4 MB); weights (goal ≤ 8.5 MB)",
+                          f"{r['wasm_gzip'] / 1e6:.2f} MB; {b.get('weights', 0) / 1e6:.2f} MB", "", "", "", ""))
+    for r in rows:
+        if r.get("kind") == "browser_memory":
+            s = r["samples"]
+            desc = "; ".join(f"{x['images']}: heap {x['js_heap'] / 1e6:.1f} MB, wasm {x['wasm'] / 1e6:.1f} MB" for x in s)
+            table.append(("memory", f"browser ({r['backend']}) after N images: JS heap used, wasm memory", desc, "", "", "", ""))
+
+    # 4. memory (CLI)
+    for r in rows:
+        if r.get("kind") == "cli_rss":
+            table.append(("memory", f"CLI peak RSS, {r['images']} image(s)", f"{r['max_rss_kb'] / 1024:.0f} MB", "", "", "", ""))
+
+    # 5. floor
+    for r in mm:
+        name = "torch.matmul" if r["kind"] == "matmul" else "numpy matmul"
+        g = r["flop"] / r["median_s"] / 1e9
+        lo, hi = r["flop"] / r["max_s"] / 1e9, r["flop"] / r["min_s"] / 1e9
+        table.append(("machine floor", f"{name} {r['n']}², {r.get('threads', '?')} threads, GFLOP/s ({r.get('when', '')})", f"{g:.1f} ({lo:.1f}–{hi:.1f})", "", "", "", ""))
+
+    head = ("", "measurement", "ours", "peer", "ours/peer", "ours GFLOP/s (% of matmul)", "peer GFLOP/s")
+    md = "--markdown" in sys.argv
+    lines = []
+    if meta:
+        lines.append(f"{meta.get('date', '')} · {meta.get('machine', '')} · load before: {meta.get('load', '')}")
+        lines.append(f"peers: {meta.get('peers', '')}")
+        lines.append("")
+    if md:
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
+        for row in table:
+            lines.append("| " + " | ".join(row) + " |")
+    else:
+        widths = [max(len(str(r[i])) for r in table + [head]) for i in range(len(head))]
+        fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+        lines.append(fmt(head))
+        lines.append("  ".join("-" * w for w in widths))
+        lines.extend(fmt(r) for r in table)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""PyTorch peer for benches/inference.rs: torchvision DenseNet121 with OUR weights (converted by
+benches/convert_weights.py), CPU, eval mode, `torch.inference_mode()`.
+
+  python benches/torch_infer.py --weights target/bench/densenet121.pth [--sizes 224,128]
+         [--batches 1,16] [--runs 5] [--threads 2] [--gradcam] [--matmul 2048]
+
+Prints one JSON line per measurement (seconds per call: median, min, max over --runs calls after
+one warm-up call):
+  kind=forward   forward + sigmoid of a [B, 3, S, S] batch
+  kind=gradcam   pytorch-grad-cam GradCAM(target_layers=[model.features[-1]]) on one image
+                 (its forward + backward + CAM + resize to the input size), batch 1
+  kind=matmul    torch.matmul of two N×N f32 matrices (2·N³ FLOP), the machine's sustained rate
+  kind=matmul_numpy  the same with numpy (its BLAS), for comparison
+"""
+import argparse, json, os, time
+
+
+def timed(fn, runs, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return {"median_s": times[len(times) // 2], "min_s": times[0], "max_s": times[-1], "runs": runs}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--weights", default="target/bench/densenet121.pth")
+    p.add_argument("--sizes", default="224,128")
+    p.add_argument("--batches", default="1,16")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--gradcam", action="store_true")
+    p.add_argument("--matmul", type=int, default=0, help="matrix size for the FLOP/s floor (0: skip)")
+    p.add_argument("--only-matmul", action="store_true")
+    a = p.parse_args()
+    import torch, torchvision
+    torch.set_num_threads(a.threads)
+    meta = {"impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+    def emit(record):
+        print(json.dumps({**meta, **record}), flush=True)
+
+    if a.matmul:
+        n = a.matmul
+        x, y = torch.randn(n, n), torch.randn(n, n)
+        emit({"kind": "matmul", "n": n, "flop": 2 * n ** 3, **timed(lambda: torch.matmul(x, y), max(a.runs, 5), warmup=2)})
+        try:
+            import numpy as np
+            from threadpoolctl import threadpool_limits
+            xn, yn = x.numpy(), y.numpy()
+            with threadpool_limits(limits=a.threads):
+                emit({"kind": "matmul_numpy", "n": n, "flop": 2 * n ** 3, "numpy": np.__version__,
+                      **timed(lambda: xn @ yn, max(a.runs, 5), warmup=2)})
+        except ImportError:
+            pass
+    if a.only_matmul:
+        return
+
+    model = torchvision.models.densenet121(num_classes=1)
+    model.load_state_dict(torch.load(a.weights, weights_only=True))
+    model.eval()
+    gen = torch.Generator().manual_seed(0)
+    for size in [int(s) for s in a.sizes.split(",")]:
+        for batch in [int(b) for b in a.batches.split(",")]:
+            x = torch.randn(batch, 3, size, size, generator=gen)
+
+            def forward():
+                with torch.inference_mode():
+                    return torch.sigmoid(model(x)).tolist()
+
+            emit({"kind": "forward", "size": size, "batch": batch, **timed(forward, a.runs)})
+        if a.gradcam:
+            from pytorch_grad_cam import GradCAM
+            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+            import pytorch_grad_cam
+            x = torch.randn(1, 3, size, size, generator=gen)
+            cam = GradCAM(model=model, target_layers=[model.features[-1]])
+            targets = [ClassifierOutputTarget(0)]
+            emit({"kind": "gradcam", "size": size, "batch": 1, "grad_cam": getattr(pytorch_grad_cam, "__version__", "?"),
+                  **timed(lambda: cam(input_tensor=x, targets=targets), a.runs)})
+
+
+if __name__ == "__main__":
+    main()
