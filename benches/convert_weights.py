@@ -65,7 +65,7 @@ def state_dict(path):
     for name, a in read_container(path).items():
         if name == "classifier.weight":
             a = a.T  # burn's Linear is [in, out]; torch's is [out, in]
-        sd[torchvision_name(name)] = torch.from_numpy(np.ascontiguousarray(a))
+        sd[torchvision_name(name)] = torch.from_numpy(np.array(a, dtype=np.float32, copy=True))
     return sd
 
 

@@ -4,6 +4,12 @@
 //!
 //!   cargo bench --bench inference [-- --sizes 224,128 --batches 1,16 --runs 5 --pipeline --xray FILE]
 //!
+//! With `--peer "python benches/torch_infer.py --serve …"` the PyTorch peer runs as a child
+//! process and each of our timed calls is paired with one of its calls (alternating who goes
+//! first) and one matmul (`--matmul N`, the machine's rate at that moment), so that on a shared,
+//! noisy machine both sides see the same load; `pair_forward` gives the median of the per-pair
+//! ratios (ours / peer, in time).
+//!
 //! Prints one JSON line per measurement (seconds per call: median, min, max over `--runs` calls
 //! after one warm-up call):
 //!   kind=forward   forward + probabilities + read back, a `[B, 3, S, S]` batch (random input)
@@ -42,37 +48,123 @@ fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
     a
 }
 
+/// The PyTorch peer as a child process answering one timed call per request (torch_infer.py --serve).
+struct Peer {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Peer {
+    fn spawn(command: &str) -> Option<Self> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh").args(["-c", command]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().ok()?;
+        let out = std::io::BufReader::new(child.stdout.take()?);
+        let mut peer = Self { child, out };
+        let hello = peer.read()?;
+        eprintln!("peer: {hello}");
+        Some(peer)
+    }
+
+    fn read(&mut self) -> Option<serde_json::Value> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.out.read_line(&mut line).ok()?;
+        serde_json::from_str(&line).ok()
+    }
+
+    fn call(&mut self, request: &str) -> serde_json::Value {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("peer stdin");
+        writeln!(stdin, "{request}").and_then(|_| stdin.flush()).expect("peer alive");
+        self.read().unwrap_or_else(|| panic!("peer gave no answer to {request}"))
+    }
+
+    fn seconds(&mut self, request: &str, field: &str) -> f64 {
+        self.call(request)[field].as_f64().unwrap_or_else(|| panic!("peer: no {field} for {request}"))
+    }
+}
+
+fn median_of_ratios(a: &[f64], b: &[f64]) -> serde_json::Value {
+    let mut r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    r.sort_by(f64::total_cmp);
+    json!({ "ratio_median": r[r.len() / 2], "ratio_min": r[0], "ratio_max": r[r.len() - 1] })
+}
+
 fn main() {
     let sizes = list("--sizes", "224,128");
     let batches = list("--batches", "1,16");
     let runs: usize = arg("--runs", "5").parse().expect("runs");
     let card = arg("--card", "weights/model-card.json");
     let xray = arg("--xray", "../shared/data/chest_xray/test/PNEUMONIA/person1_virus_6.jpeg");
+    let matmul: usize = arg("--matmul", "2048").parse().expect("matmul size");
     let threads = rayon::current_num_threads();
     let device = Device::flex();
     let pipeline = Pipeline::from_card_file(Path::new(&card), &device).expect("loading the shipped weights");
     let model = &pipeline.model;
+    let mut peer = std::env::args().position(|a| a == "--peer").map(|_| arg("--peer", "")).and_then(|c| {
+        let p = Peer::spawn(&c);
+        if p.is_none() {
+            eprintln!("the peer command failed to start: {c}");
+        }
+        p
+    });
     let emit = |record: serde_json::Value| {
         println!("{}", merge(json!({ "impl": "ours", "backend": "burn 0.22.1 flex (CPU)", "threads": threads }), record));
     };
+    let emit_peer = |record: serde_json::Value| {
+        println!("{}", merge(json!({ "impl": "pytorch", "threads": threads }), record));
+    };
 
+    let ours_forward = |x: &Tensor<4>, batch: usize| {
+        let t = Instant::now();
+        let p: Vec<f32> = probabilities(model.forward(x.clone())).into_data().try_to_vec().expect("f32");
+        assert_eq!(p.len(), 2 * batch);
+        t.elapsed().as_secs_f64()
+    };
     for &size in &sizes {
         for &batch in &batches {
             let x = Tensor::<4>::random([batch, 3, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-            let mut times = Vec::new();
-            for i in 0..=runs {
-                let t = Instant::now();
-                let p: Vec<f32> = probabilities(model.forward(x.clone())).into_data().try_to_vec().expect("f32");
-                assert_eq!(p.len(), 2 * batch);
-                if i > 0 {
-                    times.push(t.elapsed().as_secs_f64());
+            let request = format!("forward {size} {batch}");
+            // Warm-up, both sides.
+            ours_forward(&x, batch);
+            if let Some(p) = peer.as_mut() {
+                p.seconds(&request, "s");
+            }
+            // Timed runs, interleaved (alternating who goes first) so both see the same load;
+            // with the peer, one matmul per run measures what the machine gives at that moment.
+            let (mut ours, mut theirs, mut mm) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..runs {
+                match peer.as_mut() {
+                    Some(p) if i % 2 == 1 => {
+                        theirs.push(p.seconds(&request, "s"));
+                        ours.push(ours_forward(&x, batch));
+                    }
+                    Some(p) => {
+                        ours.push(ours_forward(&x, batch));
+                        theirs.push(p.seconds(&request, "s"));
+                    }
+                    None => ours.push(ours_forward(&x, batch)),
+                }
+                if let (Some(p), true) = (peer.as_mut(), matmul > 0) {
+                    let flop = 2.0 * (matmul as f64).powi(3);
+                    mm.push(flop / p.seconds(&format!("matmul {matmul}"), "s") / 1e9);
                 }
             }
-            emit(merge(json!({ "kind": "forward", "size": size, "batch": batch }), stats(times)));
+            emit(merge(json!({ "kind": "forward", "size": size, "batch": batch }), stats(ours.clone())));
+            if !theirs.is_empty() {
+                emit_peer(merge(json!({ "kind": "forward", "size": size, "batch": batch }), stats(theirs.clone())));
+                let mut pair = merge(json!({ "kind": "pair_forward", "size": size, "batch": batch }), median_of_ratios(&ours, &theirs));
+                if !mm.is_empty() {
+                    mm.sort_by(f64::total_cmp);
+                    pair = merge(pair, json!({ "matmul_n": matmul, "matmul_gflops_median": mm[mm.len() / 2], "matmul_gflops_min": mm[0], "matmul_gflops_max": mm[mm.len() - 1] }));
+                }
+                println!("{pair}");
+            }
         }
-        // Grad-CAM's extra cost: everything after the probabilities are read, as in predict.rs.
+        // Grad-CAM's extra cost: everything after the probabilities are read, as in predict.rs;
+        // the peer's is its GradCAM call minus a plain forward, timed back to back.
         let x = Tensor::<4>::random([1, 3, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-        let mut cam_times = Vec::new();
+        let (mut cam_times, mut peer_extra, mut peer_call) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..=runs {
             let features = model.forward_features(x.clone());
             let _: Vec<f32> = probabilities(model.head(features.clone())).into_data().try_to_vec().expect("f32");
@@ -81,11 +173,21 @@ fn main() {
             let raw: Vec<f32> = gradcam::raw_maps(features, model.classifier.weight.val(), 0).into_data().try_to_vec().expect("f32");
             let cam = gradcam::finish(&raw, (w, h), size);
             assert_eq!(cam.values.len(), size * size);
+            let elapsed = t.elapsed().as_secs_f64();
+            let theirs = peer.as_mut().map(|p| p.call(&format!("gradcam {size}")));
             if i > 0 {
-                cam_times.push(t.elapsed().as_secs_f64());
+                cam_times.push(elapsed);
+                if let Some(r) = theirs {
+                    let (f, g) = (r["forward_s"].as_f64().unwrap_or(f64::NAN), r["gradcam_s"].as_f64().unwrap_or(f64::NAN));
+                    peer_extra.push(g - f);
+                    peer_call.push(g);
+                }
             }
         }
         emit(merge(json!({ "kind": "gradcam", "size": size, "batch": 1 }), stats(cam_times)));
+        if !peer_extra.is_empty() {
+            emit_peer(merge(json!({ "kind": "gradcam_extra", "size": size, "batch": 1, "call": stats(peer_call) }), stats(peer_extra)));
+        }
     }
 
     // The whole per-file path of the CLI, at the card's input size, on a real X-ray.

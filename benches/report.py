@@ -40,7 +40,10 @@ def ms(r, per=1):
 
 
 def ratio(a, b):
-    return f"{a / b:.2f}×" if a is not None and b else "n/a"
+    if a is None or not b:
+        return "n/a"
+    r = a / b
+    return f"{r:.2f}×" if r >= 0.01 else f"{r:.1e}×"
 
 
 def main():
@@ -52,37 +55,43 @@ def main():
     mm = [r for r in rows if r.get("kind") in ("matmul", "matmul_numpy")]
     peak = max((r["flop"] / r["median_s"] / 1e9 for r in mm), default=None)
 
-    def rate(size, med_ms):
+    def rate(size, med_ms, against=None):
+        """Achieved GFLOP/s, and its share of the matmul rate measured alongside (else the best)."""
         if med_ms is None or size not in macs:
             return "n/a"
         g = 2 * macs[size] / (med_ms / 1e3) / 1e9
-        return f"{g:.1f}" + (f" ({100 * g / peak:.0f} %)" if peak else "")
+        ref = against or peak
+        return f"{g:.1f}" + (f" ({100 * g / ref:.0f} %)" if ref else "")
 
     table = []  # (section, what, ours, peer, ratio, ours GFLOP/s, peer GFLOP/s)
 
-    # 1. native inference
+    # 1. native inference (interleaved with the peer: the ratio is the median of per-pair ratios)
     for size in (224, 128):
         for batch in (1, 16):
-            o = find(rows, impl="ours", kind="forward", size=size, batch=batch)
+            o = find(rows, impl="ours", kind="forward", size=size, batch=batch, group=None)
             t = find(rows, impl="pytorch", kind="forward", size=size, batch=batch)
+            pair = find(rows, kind="pair_forward", size=size, batch=batch)
             if not (o or t):
                 continue
             os_, om = ms(o, batch)
             ts, tm = ms(t, batch)
-            table.append(("native CPU", f"DenseNet121 {size}², batch {batch}, ms/image", os_, ts, ratio(om, tm), rate(size, om), rate(size, tm)))
+            r = ratio(om, tm)
+            mmg = None
+            if pair:
+                r = f"{pair['ratio_median']:.2f}× ({pair['ratio_min']:.2f}–{pair['ratio_max']:.2f})"
+                mmg = pair.get("matmul_gflops_median")
+            table.append(("native CPU", f"DenseNet121 {size}², batch {batch}, ms/image", os_, ts, r, rate(size, om, mmg), rate(size, tm, mmg)))
     for size in (224, 128):
-        o = find(rows, impl="ours", kind="gradcam", size=size)
-        t = find(rows, impl="pytorch", kind="gradcam", size=size)
-        tf = find(rows, impl="pytorch", kind="forward", size=size, batch=1)
+        o = find(rows, impl="ours", kind="gradcam", size=size, group=None)
+        t = find(rows, impl="pytorch", kind="gradcam_extra", size=size)
         if not (o or t):
             continue
         os_, om = ms(o)
-        extra = None
-        ts = "n/a"
-        if t and tf:
-            extra = (t["median_s"] - tf["median_s"]) * 1e3
-            ts = f"{extra:.1f} (whole call {t['median_s'] * 1e3:.1f}, {t['min_s'] * 1e3:.1f}–{t['max_s'] * 1e3:.1f})"
-        table.append(("native CPU", f"Grad-CAM extra cost {size}², ms", os_, ts, ratio(om, extra), "", ""))
+        ts, tm = ms(t)
+        if t:
+            c = t["call"]
+            ts += f"; whole GradCAM call {c['median_s'] * 1e3:.1f} ({c['min_s'] * 1e3:.1f}–{c['max_s'] * 1e3:.1f})"
+        table.append(("native CPU", f"Grad-CAM extra cost {size}², batch 1, ms (peer: pytorch-grad-cam call − forward)", os_, ts, ratio(om, tm), "", ""))
     o = find(rows, impl="ours", kind="pipeline")
     if o:
         table.append(("native CPU", f"CLI path per file (decode + {o['size']}² forward + Grad-CAM), ms", ms(o)[0], "", "", "", ""))
@@ -105,6 +114,13 @@ def main():
             ts, tm = ms(t2)
             o = find(rows, group="browser", impl="ours", backend="cpu", kind="forward", size=size)
             table.append(("browser", f"ORT WASM EP 2 threads (COOP/COEP) {size}², ms/image (vs our 1 thread)", ms(o)[0], ts, ratio(ms(o)[1], tm), "", rate(size, tm)))
+    for b in ("webgpu", "cpu"):
+        a = find(rows, group="browser", impl="ours", backend=b, kind="analyse")
+        g = find(rows, group="browser", impl="ours", backend=b, kind="gradcam")
+        if a:
+            table.append(("browser", f"our app path ({b}): preprocess + {a['size']}² forward + Grad-CAM, ms/image", ms(a)[0], "", "", "", ""))
+        if g:
+            table.append(("browser", f"of which Grad-CAM ({b}), ms", ms(g)[0], "", "", "", ""))
     for r in rows:
         if r.get("kind") == "app_image":
             table.append(("browser", f"app, one real X-ray via the UI ({r['backend']}), ms shown", f"{r['median_ms']:.0f} ({r['min_ms']:.0f}–{r['max_ms']:.0f})", "", "", "", ""))
@@ -117,6 +133,9 @@ def main():
                           " / ".join(f"{b.get(k, 0) / 1e6:.2f} MB" for k in ("wasm", "weights", "js", "other", "total")), "", "", "", ""))
             table.append(("browser cold start", "wasm gzip -9 (goal ≤ 4 MB); weights (goal ≤ 8.5 MB)",
                           f"{r['wasm_gzip'] / 1e6:.2f} MB; {b.get('weights', 0) / 1e6:.2f} MB", "", "", "", ""))
+    for r in rows:
+        if r.get("kind") == "error":
+            table.append(("errors", r.get("step", "?"), r.get("error", "")[:120], "", "", "", ""))
     for r in rows:
         if r.get("kind") == "browser_memory":
             s = r["samples"]
@@ -135,12 +154,17 @@ def main():
         lo, hi = r["flop"] / r["max_s"] / 1e9, r["flop"] / r["min_s"] / 1e9
         table.append(("machine floor", f"{name} {r['n']}², {r.get('threads', '?')} threads, GFLOP/s ({r.get('when', '')})", f"{g:.1f} ({lo:.1f}–{hi:.1f})", "", "", "", ""))
 
-    head = ("", "measurement", "ours", "peer", "ours/peer", "ours GFLOP/s (% of matmul)", "peer GFLOP/s")
+    for r in rows:
+        if r.get("kind") == "pair_forward" and r.get("matmul_gflops_median"):
+            table.append(("machine floor", f"torch.matmul {r['matmul_n']}² alongside the {r['size']}² batch {r['batch']} runs, GFLOP/s",
+                          f"{r['matmul_gflops_median']:.1f} ({r['matmul_gflops_min']:.1f}–{r['matmul_gflops_max']:.1f})", "", "", "", ""))
+    head = ("", "measurement", "ours", "peer", "ours/peer (time)", "ours GFLOP/s (% of matmul)", "peer GFLOP/s (%)")
     md = "--markdown" in sys.argv
     lines = []
     if meta:
         lines.append(f"{meta.get('date', '')} · {meta.get('machine', '')} · load before: {meta.get('load', '')}")
-        lines.append(f"peers: {meta.get('peers', '')}")
+        lines.append(f"other processes at start: {meta.get('others') or 'none above 10 % CPU'}")
+        lines.append(f"peers: {meta.get('peers', '')}; {meta.get('threads')} threads each (RAYON_NUM_THREADS, torch.set_num_threads), OMP_WAIT_POLICY={meta.get('omp_wait_policy')}; median of {meta.get('runs')} runs after warm-up (min–max)")
         lines.append("")
     if md:
         lines.append("| " + " | ".join(head) + " |")

@@ -11,6 +11,12 @@ one warm-up call):
                  (its forward + backward + CAM + resize to the input size), batch 1
   kind=matmul    torch.matmul of two N×N f32 matrices (2·N³ FLOP), the machine's sustained rate
   kind=matmul_numpy  the same with numpy (its BLAS), for comparison
+
+With --serve it instead answers one timed call per line on stdin, for benches/inference.rs to
+interleave with its own calls (so both see the same load on a shared machine):
+  forward S B   → {"s": seconds}                    (the first call per shape is a warm-up, untimed twice)
+  gradcam S     → {"forward_s": …, "gradcam_s": …}  (a forward, then the GradCAM call, batch 1)
+  matmul N      → {"s": seconds}                    (one N×N matmul)
 """
 import argparse, json, os, time
 
@@ -37,6 +43,7 @@ def main():
     p.add_argument("--gradcam", action="store_true")
     p.add_argument("--matmul", type=int, default=0, help="matrix size for the FLOP/s floor (0: skip)")
     p.add_argument("--only-matmul", action="store_true")
+    p.add_argument("--serve", action="store_true", help="answer timed calls on stdin (see above)")
     a = p.parse_args()
     import torch, torchvision
     torch.set_num_threads(a.threads)
@@ -65,6 +72,8 @@ def main():
     model.load_state_dict(torch.load(a.weights, weights_only=True))
     model.eval()
     gen = torch.Generator().manual_seed(0)
+    if a.serve:
+        return serve(model, gen, meta)
     for size in [int(s) for s in a.sizes.split(",")]:
         for batch in [int(b) for b in a.batches.split(",")]:
             x = torch.randn(batch, 3, size, size, generator=gen)
@@ -77,12 +86,47 @@ def main():
         if a.gradcam:
             from pytorch_grad_cam import GradCAM
             from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-            import pytorch_grad_cam
+            from importlib.metadata import version
             x = torch.randn(1, 3, size, size, generator=gen)
             cam = GradCAM(model=model, target_layers=[model.features[-1]])
             targets = [ClassifierOutputTarget(0)]
-            emit({"kind": "gradcam", "size": size, "batch": 1, "grad_cam": getattr(pytorch_grad_cam, "__version__", "?"),
+            emit({"kind": "gradcam", "size": size, "batch": 1, "grad_cam": version("grad-cam"),
                   **timed(lambda: cam(input_tensor=x, targets=targets), a.runs)})
+
+
+def serve(model, gen, meta):
+    import sys, torch
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    inputs, cams, mats = {}, {}, {}
+
+    def forward(x):
+        with torch.inference_mode():
+            return torch.sigmoid(model(x)).tolist()
+
+    print(json.dumps({"ready": True, **meta}), flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd:
+            continue
+        if cmd[0] == "forward":
+            size, batch = int(cmd[1]), int(cmd[2])
+            x = inputs.setdefault((size, batch), torch.randn(batch, 3, size, size, generator=gen))
+            t = time.perf_counter(); forward(x); out = {"s": time.perf_counter() - t}
+        elif cmd[0] == "gradcam":
+            size = int(cmd[1])
+            x = inputs.setdefault((size, 1), torch.randn(1, 3, size, size, generator=gen))
+            cam = cams.setdefault(size, GradCAM(model=model, target_layers=[model.features[-1]]))
+            t = time.perf_counter(); forward(x); f = time.perf_counter() - t
+            t = time.perf_counter(); cam(input_tensor=x, targets=[ClassifierOutputTarget(0)]); g = time.perf_counter() - t
+            out = {"forward_s": f, "gradcam_s": g}
+        elif cmd[0] == "matmul":
+            n = int(cmd[1])
+            x, y = mats.setdefault(n, (torch.randn(n, n), torch.randn(n, n)))
+            t = time.perf_counter(); torch.matmul(x, y); out = {"s": time.perf_counter() - t, "flop": 2 * n ** 3}
+        else:
+            out = {"error": f"unknown command {cmd[0]}"}
+        print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":

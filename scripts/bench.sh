@@ -23,6 +23,11 @@ RUNS=${BENCH_RUNS:-5}
 XRAY_DIR=${XRAY_DIR:-../shared/data/chest_xray/test}
 XRAY=$XRAY_DIR/PNEUMONIA/person1_virus_6.jpeg
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
+# PyTorch's OpenMP threads spin at barriers by default; on a machine shared with other work that
+# spinning loses whole time slices (measured here: 2-thread DenseNet121 224² went from 0.17 s to
+# 0.7–0.9 s per image beside a niced training job). PASSIVE is PyTorch's best setting on a shared
+# machine; set OMP_WAIT_POLICY=ACTIVE to measure the default on an idle one.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 parts=native,browser
@@ -52,10 +57,18 @@ echo "== build (release)"
 cargo build --release --locked --bins 2>&1 | tail -1
 cargo bench --locked --bench inference --no-run 2>&1 | tail -1
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
-printf '{"kind":"meta","date":"%s","machine":"%s, %s cores, %s GiB","load":"%s","threads":%s,"runs":%s,"peers":"%s"}\n' \
-  "$(date -u +%Y-%m-%dT%H:%MZ)" "$cpu" "$(nproc)" "$(free -g | awk '/Mem:/{print $2}')" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-  "$THREADS" "$RUNS" "$("$PY" -c 'import torch,onnxruntime,pytorch_grad_cam as g; print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, grad-cam 1.5.7")' 2>/dev/null)" | record >/dev/null
+OTHERS="$(ps -eo pcpu=,ni=,comm= --sort=-pcpu | awk '$1 > 10 {printf "%s%s (nice %s, %s%% CPU)", sep, $3, $2, $1; sep="; "}')" \
+LOAD="$(cut -d' ' -f1-3 /proc/loadavg)" THREADS=$THREADS RUNS=$RUNS "$PY" - <<'EOF' | record >/dev/null
+import json, os, platform, time
+from importlib.metadata import version as v
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+print(json.dumps({"kind": "meta", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  "machine": f"{cpu}, {os.cpu_count()} cores, {mem} GiB", "load": os.environ["LOAD"],
+                  "threads": int(os.environ["THREADS"]), "runs": int(os.environ["RUNS"]), "others": os.environ["OTHERS"],
+                  "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+                  "peers": ", ".join(f"{p} {v(p)}" for p in ("torch", "torchvision", "grad-cam", "onnxruntime"))}))
+EOF
 
 echo "== same weights everywhere: safetensors → torchvision state_dict + ONNX, parity with the CLI"
 "$PY" benches/convert_weights.py --out "$OUT" --xray "$XRAY" | record
@@ -63,14 +76,14 @@ echo "== same weights everywhere: safetensors → torchvision state_dict + ONNX,
 if want native; then
   echo "== machine floor (matmul), before"
   "$PY" benches/torch_infer.py --only-matmul --matmul 2048 --threads "$THREADS" --runs "$RUNS" | sed 's/}$/, "when": "before"}/' | record
+  peer="$PY benches/torch_infer.py --serve --weights $OUT/densenet121.pth --threads $THREADS"
   for size in 224 128; do
     batches=1,16
     $smoke && batches=1
-    echo "== native inference ${size}²: ours (burn flex), then PyTorch, same weights, $THREADS threads"
+    echo "== native inference ${size}²: ours (burn flex) and PyTorch interleaved, same weights, $THREADS threads each"
     extra=()
     [[ $size == 128 ]] && extra=(--pipeline --xray "$XRAY")
-    cargo bench --locked --bench inference -- --sizes "$size" --batches "$batches" --runs "$RUNS" "${extra[@]}" 2>/dev/null | record
-    "$PY" benches/torch_infer.py --weights "$OUT/densenet121.pth" --sizes "$size" --batches "$batches" --runs "$RUNS" --threads "$THREADS" --gradcam | record
+    cargo bench --locked --bench inference -- --sizes "$size" --batches "$batches" --runs "$RUNS" --peer "$peer" "${extra[@]}" | record
   done
 
   echo "== CLI peak memory (/usr/bin/time -v) and wall time: 1, 100 and 1000 files"
