@@ -36,6 +36,17 @@ fn list(name: &str, default: &str) -> Vec<usize> {
     arg(name, default).split(',').map(|s| s.trim().parse().expect("a number")).collect()
 }
 
+/// CPU time used so far by all threads of this process (ns precision, from the scheduler's
+/// per-thread accounting), so that a shared machine's preemption can be told from our own cost.
+fn cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return f64::NAN };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
+}
+
 fn stats(mut v: Vec<f64>) -> serde_json::Value {
     v.sort_by(f64::total_cmp);
     json!({ "median_s": v[v.len() / 2], "min_s": v[0], "max_s": v[v.len() - 1], "runs": v.len() })
@@ -115,11 +126,12 @@ fn main() {
         println!("{}", merge(json!({ "impl": "pytorch", "threads": threads }), record));
     };
 
+    // (wall seconds, CPU seconds) of one forward.
     let ours_forward = |x: &Tensor<4>, batch: usize| {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_seconds());
         let p: Vec<f32> = probabilities(model.forward(x.clone())).into_data().try_to_vec().expect("f32");
         assert_eq!(p.len(), 2 * batch);
-        t.elapsed().as_secs_f64()
+        (t.elapsed().as_secs_f64(), cpu_seconds() - c)
     };
     for &size in &sizes {
         for &batch in &batches {
@@ -133,27 +145,33 @@ fn main() {
             // Timed runs, interleaved (alternating who goes first) so both see the same load;
             // with the peer, one matmul per run measures what the machine gives at that moment.
             let (mut ours, mut theirs, mut mm) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut ours_cpu, mut theirs_cpu) = (Vec::new(), Vec::new());
             for i in 0..runs {
-                match peer.as_mut() {
-                    Some(p) if i % 2 == 1 => {
-                        theirs.push(p.seconds(&request, "s"));
-                        ours.push(ours_forward(&x, batch));
-                    }
-                    Some(p) => {
-                        ours.push(ours_forward(&x, batch));
-                        theirs.push(p.seconds(&request, "s"));
-                    }
-                    None => ours.push(ours_forward(&x, batch)),
+                let mut peer_call = |p: &mut Peer| {
+                    let r = p.call(&request);
+                    theirs.push(r["s"].as_f64().expect("peer seconds"));
+                    theirs_cpu.push(r["cpu_s"].as_f64().unwrap_or(f64::NAN));
+                };
+                let first = peer.is_some() && i % 2 == 1;
+                if first {
+                    peer_call(peer.as_mut().unwrap());
+                }
+                let (wall, cpu) = ours_forward(&x, batch);
+                ours.push(wall);
+                ours_cpu.push(cpu);
+                if !first && let Some(p) = peer.as_mut() {
+                    peer_call(p);
                 }
                 if let (Some(p), true) = (peer.as_mut(), matmul > 0) {
                     let flop = 2.0 * (matmul as f64).powi(3);
                     mm.push(flop / p.seconds(&format!("matmul {matmul}"), "s") / 1e9);
                 }
             }
-            emit(merge(json!({ "kind": "forward", "size": size, "batch": batch }), stats(ours.clone())));
+            emit(merge(json!({ "kind": "forward", "size": size, "batch": batch, "cpu": stats(ours_cpu.clone()) }), stats(ours.clone())));
             if !theirs.is_empty() {
-                emit_peer(merge(json!({ "kind": "forward", "size": size, "batch": batch }), stats(theirs.clone())));
-                let mut pair = merge(json!({ "kind": "pair_forward", "size": size, "batch": batch }), median_of_ratios(&ours, &theirs));
+                emit_peer(merge(json!({ "kind": "forward", "size": size, "batch": batch, "cpu": stats(theirs_cpu.clone()) }), stats(theirs.clone())));
+                let cpu_ratio = median_of_ratios(&ours_cpu, &theirs_cpu);
+                let mut pair = merge(json!({ "kind": "pair_forward", "size": size, "batch": batch, "cpu": cpu_ratio }), median_of_ratios(&ours, &theirs));
                 if !mm.is_empty() {
                     mm.sort_by(f64::total_cmp);
                     pair = merge(pair, json!({ "matmul_n": matmul, "matmul_gflops_median": mm[mm.len() / 2], "matmul_gflops_min": mm[0], "matmul_gflops_max": mm[mm.len() - 1] }));

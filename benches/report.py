@@ -75,10 +75,20 @@ def main():
                 continue
             os_, om = ms(o, batch)
             ts, tm = ms(t, batch)
+            for rec, label in ((o, "os_"), (t, "ts")):
+                if rec and rec.get("cpu") and rec["cpu"]["median_s"] == rec["cpu"]["median_s"]:
+                    extra = f"; CPU {rec['cpu']['median_s'] * 1e3 / batch:.1f}"
+                    if label == "os_":
+                        os_ += extra
+                    else:
+                        ts += extra
             r = ratio(om, tm)
             mmg = None
             if pair:
                 r = f"{pair['ratio_median']:.2f}× ({pair['ratio_min']:.2f}–{pair['ratio_max']:.2f})"
+                c = pair.get("cpu")
+                if c and c["ratio_median"] == c["ratio_median"]:
+                    r += f"; CPU {c['ratio_median']:.2f}×"
                 mmg = pair.get("matmul_gflops_median")
             table.append(("native CPU", f"DenseNet121 {size}², batch {batch}, ms/image", os_, ts, r, rate(size, om, mmg), rate(size, tm, mmg)))
     for size in (224, 128):

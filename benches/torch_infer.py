@@ -14,7 +14,7 @@ one warm-up call):
 
 With --serve it instead answers one timed call per line on stdin, for benches/inference.rs to
 interleave with its own calls (so both see the same load on a shared machine):
-  forward S B   → {"s": seconds}                    (the first call per shape is a warm-up, untimed twice)
+  forward S B   → {"s": seconds, "cpu_s": CPU seconds of all threads}
   gradcam S     → {"forward_s": …, "gradcam_s": …}  (a forward, then the GradCAM call, batch 1)
   matmul N      → {"s": seconds}                    (one N×N matmul)
 """
@@ -112,7 +112,8 @@ def serve(model, gen, meta):
         if cmd[0] == "forward":
             size, batch = int(cmd[1]), int(cmd[2])
             x = inputs.setdefault((size, batch), torch.randn(batch, 3, size, size, generator=gen))
-            t = time.perf_counter(); forward(x); out = {"s": time.perf_counter() - t}
+            c = time.process_time(); t = time.perf_counter(); forward(x)
+            out = {"s": time.perf_counter() - t, "cpu_s": time.process_time() - c}
         elif cmd[0] == "gradcam":
             size = int(cmd[1])
             x = inputs.setdefault((size, 1), torch.randn(1, 3, size, size, generator=gen))
