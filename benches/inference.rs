@@ -95,6 +95,14 @@ impl Peer {
     }
 }
 
+impl Drop for Peer {
+    /// Closing its stdin ends the peer's loop; wait for it so no process outlives the bench.
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
 fn median_of_ratios(a: &[f64], b: &[f64]) -> serde_json::Value {
     let mut r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
     r.sort_by(f64::total_cmp);
