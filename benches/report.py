@@ -52,6 +52,8 @@ def main():
     rows = load(path)
     meta = find(rows, kind="meta") or {}
     macs = {int(k): v for k, v in (find(rows, kind="parity") or {}).get("macs", {}).items()}
+    if not macs:  # DenseNet121's multiply-adds scale with the input area (2.833 G at 224²)
+        macs = {s: round(2833138688 * (s / 224) ** 2) for s in {r["size"] for r in rows if isinstance(r.get("size"), int)}}
     mm = [r for r in rows if r.get("kind") in ("matmul", "matmul_numpy")]
     peak = max((r["flop"] / r["median_s"] / 1e9 for r in mm), default=None)
 
@@ -65,8 +67,15 @@ def main():
 
     table = []  # (section, what, ours, peer, ratio, ours GFLOP/s, peer GFLOP/s)
 
+    par = find(rows, kind="parity")
+    if par:
+        onnx = "" if par.get("onnxruntime") is None else f" / onnxruntime {par['onnxruntime']:.7f}"
+        table.append(("same weights", f"p(pneumonia), {par['input'].split('/')[-1]}: CLI / PyTorch{' / onnxruntime' if onnx else ''} (tolerance {par['tolerance']:g})",
+                      f"{par['cli']:.7f}", f"PyTorch {par['torch']:.7f}{onnx}",
+                      f"max abs Δp {max(par['abs_diff_torch'], par.get('abs_diff_onnx') or 0):.1e}", "", ""))
+    sizes = sorted({r["size"] for r in rows if isinstance(r.get("size"), int)}, reverse=True)
     # 1. native inference (interleaved with the peer: the ratio is the median of per-pair ratios)
-    for size in (224, 128):
+    for size in sizes:
         for batch in (1, 16):
             o = find(rows, impl="ours", kind="forward", size=size, batch=batch, group=None)
             t = find(rows, impl="pytorch", kind="forward", size=size, batch=batch)
@@ -91,7 +100,7 @@ def main():
                     r += f"; CPU {c['ratio_median']:.2f}×"
                 mmg = pair.get("matmul_gflops_median")
             table.append(("native CPU", f"DenseNet121 {size}², batch {batch}, ms/image", os_, ts, r, rate(size, om, mmg), rate(size, tm, mmg)))
-    for size in (224, 128):
+    for size in sizes:
         o = find(rows, impl="ours", kind="gradcam", size=size, group=None)
         t = find(rows, impl="pytorch", kind="gradcam_extra", size=size)
         if not (o or t):
@@ -110,7 +119,7 @@ def main():
             table.append(("native CPU", f"`pneumoscope predict` {r['images']} files, ms/file (wall)", f"{r['wall_s'] * 1e3 / r['images']:.1f}", "", "", "", ""))
 
     # 2. browser
-    for size in (128, 224):
+    for size in sorted(sizes):
         for ours_b, peer_b, label in (("webgpu", "ort-webgpu", "WebGPU (same adapter)"), ("cpu", "ort-wasm-1", "CPU, 1 thread: our wasm vs ORT WASM EP")):
             o = find(rows, group="browser", impl="ours", backend=ours_b, kind="forward", size=size)
             t = find(rows, group="browser", impl=peer_b, kind="forward", size=size)
