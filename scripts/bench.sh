@@ -115,7 +115,9 @@ if want browser; then
     if [[ "$(cat benches/browser/node_modules/.installed-lock-sha256 2>/dev/null)" != "$lock_sum" ]]; then
       (cd benches/browser && npm ci --no-audit --no-fund --loglevel=error && echo "$lock_sum" > node_modules/.installed-lock-sha256)
     fi
-    args=(--runs "$RUNS" --out "$OUT")
+    # BENCH_BROWSER_ARGS: e.g. "--webgpu-sizes 128" (SwiftShader WebGPU is slow), "--only ORT".
+    # shellcheck disable=SC2206
+    args=(--runs "$RUNS" --out "$OUT" ${BENCH_BROWSER_ARGS:-})
     $smoke && args+=(--smoke)
     node benches/browser/bench.mjs "${args[@]}" | record
   fi

@@ -26,6 +26,8 @@ const arg = (name, dflt) => {
 const SMOKE = process.argv.includes('--smoke');
 const RUNS = Number(arg('--runs', SMOKE ? 1 : 5));
 const SIZES = arg('--sizes', SMOKE ? '128' : '128,224').split(',').map(Number);
+// WebGPU here is SwiftShader (a CPU-emulated GPU): tens of seconds per image; limit its sizes.
+const WEBGPU_SIZES = arg('--webgpu-sizes', SIZES.join(',')).split(',').map(Number);
 const OUT = resolve(ROOT, arg('--out', 'target/bench'));
 const MEMORY_IMAGES = Number(arg('--memory-images', SMOKE ? 2 : 50));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -207,7 +209,11 @@ async function memory(srv, backend) {
   });
 }
 
+// --only REGEX runs only the steps whose name matches (e.g. --only ORT).
+const ONLY = new RegExp(arg('--only', '.'));
+
 async function step(name, fn) {
+  if (!ONLY.test(name)) return;
   const t = Date.now();
   try {
     await fn();
@@ -223,8 +229,10 @@ const isolated = await serve(true);
 await step('cold start, WebGPU', () => coldStart(plain, 'webgpu'));
 await step('cold start, CPU', () => coldStart(plain, 'cpu'));
 for (const size of SIZES) {
-  await step(`ours WebGPU ${size}²`, () => ours(plain, 'webgpu', size));
-  await step(`ORT-web WebGPU ${size}²`, () => ort(plain, 'webgpu', 1, size));
+  if (WEBGPU_SIZES.includes(size)) {
+    await step(`ours WebGPU ${size}²`, () => ours(plain, 'webgpu', size));
+    await step(`ORT-web WebGPU ${size}²`, () => ort(plain, 'webgpu', 1, size));
+  }
   await step(`ours CPU (wasm) ${size}²`, () => ours(plain, 'cpu', size));
   await step(`ORT-web WASM 1 thread ${size}²`, () => ort(plain, 'wasm', 1, size));
   await step(`ORT-web WASM 2 threads ${size}²`, () => ort(isolated, 'wasm', 2, size));
