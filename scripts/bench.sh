@@ -42,7 +42,8 @@ done
 want() { [[ ",$parts," == *",$1,"* ]]; }
 if $smoke; then RUNS=1; fi
 mkdir -p "$OUT"
-: > "$RESULTS"
+# BENCH_APPEND=1 adds to the previous results (e.g. `native` then `browser` into one table).
+[[ -n ${BENCH_APPEND:-} ]] || : > "$RESULTS"
 record() { { grep '^{' || true; } | tee -a "$RESULTS"; }
 
 # --- tools -------------------------------------------------------------------------------------
