@@ -79,8 +79,10 @@ async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
     let blank = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(size, size, image::Luma([128])));
     pipeline.analyse_image(&blank).await?;
 
-    state.pipeline.set_value(Some(Rc::new(pipeline)));
+    let pipeline = Rc::new(pipeline);
+    state.pipeline.set_value(Some(Rc::clone(&pipeline)));
     state.engine.set(Engine::Ready);
+    super::bench::start_if_requested(state, pipeline);
     Ok(())
 }
 

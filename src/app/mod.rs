@@ -6,6 +6,7 @@
 
 mod analyse;
 mod backend;
+mod bench;
 mod batch;
 mod dicom;
 mod dropzone;
