@@ -38,18 +38,18 @@ pub struct Args {
 #[derive(clap::Args, Clone, Debug)]
 pub struct Settings {
     /// Principal directions kept by the probabilistic PCA.
-    #[arg(id = "ood_components", long = "ood-components", default_value_t = 64)]
+    #[arg(id = "ood_components", value_name = "K", long = "ood-components", default_value_t = 64)]
     pub components: usize,
     /// Largest share of validation X-rays the threshold may refuse.
-    #[arg(id = "ood_max_refused", long = "ood-max-refused", default_value_t = 0.01)]
+    #[arg(id = "ood_max_refused", value_name = "SHARE", long = "ood-max-refused", default_value_t = 0.01)]
     pub max_refused: f64,
     /// Validation split (share of train, seed); by default the run's config.json next to the
     /// card, else 0.15 and 42 (the shipped model's).
-    #[arg(id = "ood_val_fraction", long = "ood-val-fraction")]
+    #[arg(id = "ood_val_fraction", value_name = "SHARE", long = "ood-val-fraction")]
     pub val_fraction: Option<f64>,
-    #[arg(id = "ood_seed", long = "ood-seed")]
+    #[arg(id = "ood_seed", value_name = "SEED", long = "ood-seed")]
     pub seed: Option<u64>,
-    #[arg(id = "ood_batch_size", long = "ood-batch-size", default_value_t = 16)]
+    #[arg(id = "ood_batch_size", value_name = "N", long = "ood-batch-size", default_value_t = 16)]
     pub batch_size: usize,
 }
 
