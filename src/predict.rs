@@ -206,8 +206,13 @@ mod native {
     use std::path::{Path, PathBuf};
 
     /// The weights file a card names, looked up next to the card.
+    /// A file the card names (weights, OOD statistics): card files name them relative to the card.
+    pub fn beside_card(card_path: &Path, file: impl AsRef<Path>) -> PathBuf {
+        card_path.parent().unwrap_or(Path::new(".")).join(file)
+    }
+
     pub fn weights_path(card_path: &Path, card: &ModelCard) -> PathBuf {
-        card_path.parent().unwrap_or(Path::new(".")).join(&card.weights.file)
+        beside_card(card_path, &card.weights.file)
     }
 
     impl Pipeline {
@@ -218,7 +223,7 @@ mod native {
             let card = ModelCard::from_json(&text).with_context(|| format!("parsing model card {}", card_path.display()))?;
             let path = weights_path(card_path, &card);
             let bytes = std::fs::read(&path).with_context(|| format!("reading weights {}", path.display()))?;
-            let ood_path = card.ood.as_ref().map(|o| card_path.parent().unwrap_or(Path::new(".")).join(&o.file));
+            let ood_path = card.ood.as_ref().map(|o| beside_card(card_path, &o.file));
             let pipeline = Self::load(card, &bytes, device).with_context(|| format!("loading weights {}", path.display()))?;
             match ood_path {
                 Some(path) => {
@@ -241,4 +246,4 @@ mod native {
     }
 }
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::weights_path;
+pub use native::{beside_card, weights_path};

@@ -8,7 +8,7 @@ use anyhow::Context;
 use indicatif::ProgressBar;
 use pneumoscope::card::{ModelCard, OodInfo};
 use pneumoscope::ood::{self, OodStats};
-use pneumoscope::predict::{Pipeline, weights_path};
+use pneumoscope::predict::{Pipeline, beside_card, weights_path};
 use pneumoscope::train::data::scan;
 use pneumoscope::train::evaluate::score_files;
 use pneumoscope::train::run::{TrainConfig, limited, train_root};
@@ -72,7 +72,7 @@ struct RunSplit {
 }
 
 fn run_split(card_path: &Path, settings: &Settings) -> RunSplit {
-    let run: Option<TrainConfig> = std::fs::read_to_string(card_path.parent().unwrap_or(Path::new(".")).join("config.json"))
+    let run: Option<TrainConfig> = std::fs::read_to_string(beside_card(card_path, "config.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
     RunSplit {
