@@ -38,21 +38,24 @@ async function store(cache, key, response, url) {
 }
 
 // The model card was just stored by `addAll`: read it from there rather than download it again.
+// The weights and the out-of-distribution statistics it names are stored the same way.
 async function cacheWeights(cache) {
   try {
     const card = await (await cache.match(new URL('weights/model-card.json', scope).href)).json();
-    if (!card.weights || !card.weights.file) return;
-    const url = new URL(weightsUrl(card));
-    const response = await fetch(url);
-    if (response.ok) await store(cache, url.href, response, url);
+    for (const file of [card.weights, card.ood]) {
+      if (!file || !file.file) continue;
+      const url = new URL(contentUrl(file));
+      const response = await fetch(url);
+      if (response.ok) await store(cache, url.href, response, url);
+    }
   } catch (error) {
     console.warn('service worker: weights not cached yet', error);
   }
 }
 
-// Must match the URL the app fetches (src/app/loader.rs): the sha256 makes it change with the weights.
-function weightsUrl(card) {
-  return new URL(`weights/${card.weights.file}?sha256=${card.weights.sha256}`, scope).href;
+// Must match the URLs the app fetches (src/app/loader.rs): the sha256 makes them change with the file.
+function contentUrl(file) {
+  return new URL(`weights/${file.file}?sha256=${file.sha256}`, scope).href;
 }
 
 self.addEventListener('install', (event) => {

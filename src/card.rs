@@ -22,6 +22,9 @@ pub struct ModelCard {
     #[serde(default)]
     pub metrics: Metrics,
     pub weights: WeightsInfo,
+    /// Out-of-distribution statistics; absent on older cards (then nothing is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ood: Option<OodInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -158,6 +161,28 @@ pub struct WeightsInfo {
     pub sha256: String,
 }
 
+/// The OOD statistics file next to the weights (see `crate::ood`) and its refusal threshold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OodInfo {
+    pub file: String,
+    pub format: String,
+    pub bytes: usize,
+    pub sha256: String,
+    /// What the distance is, in words.
+    pub method: String,
+    /// Principal directions kept (`k`).
+    pub components: usize,
+    /// Inputs whose distance exceeds this are refused.
+    pub threshold: f32,
+    /// The images the statistics were fitted on.
+    pub fitted_on: String,
+    /// How the threshold was chosen, in words.
+    pub threshold_rule: String,
+    pub validation_images: usize,
+    /// Share of the validation X-rays refused at `threshold`.
+    pub validation_refused: f64,
+}
+
 impl ModelCard {
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
@@ -183,7 +208,15 @@ impl ModelCard {
             training: Training::default(),
             metrics: Metrics::default(),
             weights: WeightsInfo::default(),
+            ood: None,
         }
+    }
+
+    /// The OOD statistics file name that goes with this card's weights file.
+    pub fn ood_file_name(&self) -> String {
+        let stem = self.weights.file.trim_end_matches(".safetensors").trim_end_matches(".int8").trim_end_matches(".f32");
+        let stem = if stem.is_empty() { "weights" } else { stem };
+        format!("{stem}.ood.safetensors")
     }
 
     /// Index of the positive class in `labels`.
@@ -218,5 +251,17 @@ mod tests {
         let card = ModelCard::new("t", &DenseNetConfig::tiny(1), vec!["NORMAL".into(), "PNEUMONIA".into()], 64);
         assert_eq!(ModelCard::from_json(&card.to_json()).unwrap(), card);
         assert_eq!(card.architecture.config(), DenseNetConfig::tiny(1));
+    }
+
+    #[test]
+    fn cards_without_ood_still_parse_and_name_their_stats_file() {
+        let mut card = ModelCard::new("t", &DenseNetConfig::tiny(1), vec!["NORMAL".into(), "PNEUMONIA".into()], 64);
+        let json = card.to_json();
+        assert!(!json.contains("\"ood\""));
+        assert_eq!(ModelCard::from_json(&json).unwrap().ood, None);
+        card.weights.file = "pneumoscope-densenet121-v0.2.0.int8.safetensors".into();
+        assert_eq!(card.ood_file_name(), "pneumoscope-densenet121-v0.2.0.ood.safetensors");
+        card.ood = Some(OodInfo { threshold: 40.0, ..Default::default() });
+        assert_eq!(ModelCard::from_json(&card.to_json()).unwrap(), card);
     }
 }

@@ -1,7 +1,8 @@
 //! Pneumoscope: private chest X-ray screening with DenseNet121, shared by the browser app and
 //! the native CLI. The flow of one X-ray:
 //!
-//! bytes → [`decode`] (PNG, JPEG, [`dicom`]) → [`preprocess`] → [`model`] → [`gradcam`] → [`predict::Prediction`],
+//! bytes → [`decode`] (PNG, JPEG, [`dicom`]) → [`preprocess`] → [`model`] → [`ood`] check and
+//! [`gradcam`] → [`predict::Prediction`],
 //! with input size, normalisation, labels and threshold read from the [`card`] that travels
 //! with the [`weights`].
 
@@ -15,6 +16,7 @@ pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mlflow;
 pub mod model;
+pub mod ood;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plots;
 pub mod predict;

@@ -96,6 +96,27 @@ fn conv(input: usize, output: usize, kernel: usize, stride: usize, pad: usize, d
         .init(device)
 }
 
+/// Batch norm as a per-channel affine map when no gradient can be taken (inference): the scale
+/// `γ / √(σ² + ε)` and shift `β − μ · scale` are computed on the `[C]` vectors, so the feature map
+/// is touched by one multiply and one add instead of burn's default four passes (subtract, divide,
+/// multiply, add). Training (an autodiff device) keeps burn's own `BatchNorm::forward`. Same
+/// result up to f32 rounding.
+fn norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if x.is_autodiff() {
+        return bn.forward(x);
+    }
+    let channels = bn.gamma.shape().dims::<1>()[0];
+    let var = bn.running_var.value();
+    let scale = bn.gamma.val().div(var.add_scalar(bn.epsilon).sqrt());
+    let shift = bn.beta.val().sub(bn.running_mean.value().mul(scale.clone()));
+    x.mul(scale.reshape([1, channels, 1, 1])).add(shift.reshape([1, channels, 1, 1]))
+}
+
+/// [`norm`] then ReLU (every batch norm of DenseNet but the last).
+fn norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    relu(norm(bn, x))
+}
+
 fn batch_norm(features: usize, device: &Device) -> BatchNorm {
     // torchvision's eps and momentum.
     BatchNormConfig::new(features).with_epsilon(1e-5).with_momentum(0.1).init(device)
@@ -120,8 +141,8 @@ impl DenseLayer {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv1.forward(relu(self.norm1.forward(x)));
-        self.conv2.forward(relu(self.norm2.forward(x)))
+        let x = self.conv1.forward(norm_relu(&self.norm1, x));
+        self.conv2.forward(norm_relu(&self.norm2, x))
     }
 }
 
@@ -167,7 +188,7 @@ impl Transition {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.pool.forward(self.conv.forward(relu(self.norm.forward(x))))
+        self.pool.forward(self.conv.forward(norm_relu(&self.norm, x)))
     }
 }
 
@@ -183,14 +204,14 @@ pub struct Features {
 
 impl Features {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.pool0.forward(relu(self.norm0.forward(self.conv0.forward(x))));
+        let mut x = self.pool0.forward(norm_relu(&self.norm0, self.conv0.forward(x)));
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
             if let Some(transition) = self.transitions.get(i) {
                 x = transition.forward(x);
             }
         }
-        self.norm5.forward(x)
+        norm(&self.norm5, x)
     }
 }
 
@@ -207,10 +228,15 @@ impl DenseNet {
         self.features.forward(images)
     }
 
+    /// The classifier's input: ReLU → global average pool, `[batch, channels]` (also the
+    /// feature the OOD check measures).
+    pub fn pool(&self, features: Tensor<4>) -> Tensor<2> {
+        relu(features).mean_dim(3).mean_dim(2).flatten::<2>(1, 3)
+    }
+
     /// Logits from the last feature map: ReLU → global average pool → linear.
     pub fn head(&self, features: Tensor<4>) -> Tensor<2> {
-        let pooled = relu(features).mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
-        self.classifier.forward(pooled)
+        self.classifier.forward(self.pool(features))
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {

@@ -1,11 +1,12 @@
-//! `Pipeline::analyse`: image bytes → probability, label, band and Grad-CAM. The same code
-//! serves the CLI (flex CPU or wgpu) and the browser (WebGPU or flex in wasm).
+//! `Pipeline::analyse`: image bytes → OOD check, probability, label, band and Grad-CAM. The same
+//! code serves the CLI (flex CPU or wgpu) and the browser (WebGPU or flex in wasm).
 
 use crate::card::{Band, ModelCard};
 use crate::decode::{self, DecodeError};
 use crate::dicom::DicomInfo;
 use crate::gradcam::{self, Cam};
 use crate::model::{DenseNet, probabilities};
+use crate::ood::{self, Fix, OodCheck, OodError, OodModel, OodStats};
 use crate::preprocess;
 use crate::weights::{WeightsError, codec, verify_sha256};
 use burn::prelude::*;
@@ -26,6 +27,8 @@ pub struct Timings {
     pub decode_ms: f64,
     pub inference_ms: f64,
     pub gradcam_ms: f64,
+    /// The OOD distance, plus the inverted / rotated retries of a refused input.
+    pub ood_ms: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -40,12 +43,19 @@ pub struct Prediction {
     pub timings: Timings,
     /// The header summary and warnings of a DICOM input.
     pub dicom: Option<DicomInfo>,
+    /// Whether the input looks like the training X-rays. A refused input still carries its
+    /// probability, label and map: the interfaces hide them unless the user asks.
+    pub ood: OodCheck,
+    /// The pooled features the classifier and the OOD check read.
+    pub features: Vec<f32>,
 }
 
 pub struct Pipeline {
     pub card: ModelCard,
     pub model: DenseNet,
     pub device: Device,
+    /// None when the card has no OOD statistics: nothing is refused.
+    pub ood: Option<OodModel>,
 }
 
 impl Pipeline {
@@ -60,23 +70,45 @@ impl Pipeline {
     }
 
     pub fn new(card: ModelCard, model: DenseNet, device: &Device) -> Self {
-        Self { card, model: model.valid().to_device(device), device: device.clone() }
+        Self { card, model: model.valid().to_device(device), device: device.clone(), ood: None }
+    }
+
+    /// Adds the OOD statistics the card names (`bytes`: the file), checked against the card's
+    /// sha256 and the model's feature size.
+    pub fn with_ood(mut self, bytes: &[u8]) -> Result<Self, OodError> {
+        let Some(info) = &self.card.ood else { return Ok(self) };
+        let stats = OodStats::load(bytes, &info.sha256)?;
+        let threshold = info.threshold;
+        self.set_ood(stats, threshold)?;
+        Ok(self)
+    }
+
+    /// Uses `stats` with `threshold` (also while fitting, before the card records them).
+    pub fn set_ood(&mut self, stats: OodStats, threshold: f32) -> Result<(), OodError> {
+        let model = self.model.classifier.weight.shape().dims::<2>()[0];
+        if stats.dim() != model {
+            return Err(OodError::Dimension { stats: stats.dim(), model });
+        }
+        self.ood = Some(OodModel { stats, threshold });
+        Ok(())
     }
 
     /// Decodes and analyses one image.
     pub async fn analyse(&self, bytes: &[u8]) -> Result<Prediction, PredictError> {
-        Ok(self.analyse_keeping_image(bytes).await?.1)
+        Ok(self.analyse_keeping_image(bytes, &[]).await?.1)
     }
 
-    /// As [`Pipeline::analyse`], and hands back the decoded image (for an overlay).
-    pub async fn analyse_keeping_image(&self, bytes: &[u8]) -> Result<(DynamicImage, Prediction), PredictError> {
+    /// As [`Pipeline::analyse`], after `fixes` (e.g. the user's "invert") are applied in order to
+    /// the decoded image, and hands back the image analysed (for an overlay).
+    pub async fn analyse_keeping_image(&self, bytes: &[u8], fixes: &[Fix]) -> Result<(DynamicImage, Prediction), PredictError> {
         let start = Instant::now();
         let decoded = decode::decode(bytes)?;
+        let image = fixes.iter().fold(decoded.image, |image, fix| fix.apply(&image));
         let decode_ms = start.elapsed().as_secs_f64() * 1e3;
-        let mut prediction = self.analyse_image(&decoded.image).await?;
+        let mut prediction = self.analyse_image(&image).await?;
         prediction.timings.decode_ms = decode_ms;
         prediction.dicom = decoded.dicom;
-        Ok((decoded.image, prediction))
+        Ok((image, prediction))
     }
 
     /// Analyses an already decoded image.
@@ -84,11 +116,20 @@ impl Pipeline {
         let size = self.card.input_size;
         let start = Instant::now();
         let pixels = preprocess::pixels_chw(image, size as u32, &self.card.normalisation);
+        let uniform = ood::is_uniform(&pixels, &self.card.normalisation);
         let input = preprocess::batch_tensor(pixels, size, &self.device);
         let features = self.model.forward_features(input);
-        let probs = probabilities(self.model.head(features.clone()));
-        let probabilities: Vec<f32> = read(probs).await?;
+        let pooled = self.model.pool(features.clone());
+        let probs = probabilities(self.model.classifier.forward(pooled.clone()));
+        let classes = probs.dims()[1];
+        // One read-back for both (each costs a round trip on a GPU).
+        let mut probabilities: Vec<f32> = read(Tensor::cat(vec![probs, pooled], 1)).await?;
+        let embedding = probabilities.split_off(classes);
         let inference_ms = start.elapsed().as_secs_f64() * 1e3;
+
+        let start = Instant::now();
+        let ood = self.check_ood(image, uniform, &embedding).await?;
+        let ood_ms = start.elapsed().as_secs_f64() * 1e3;
 
         let start = Instant::now();
         let (label_index, probability) = self.decide(&probabilities);
@@ -106,9 +147,39 @@ impl Pipeline {
             band: self.card.bands.classify(probability),
             probabilities,
             cam,
-            timings: Timings { decode_ms: 0.0, inference_ms, gradcam_ms },
+            timings: Timings { decode_ms: 0.0, inference_ms, gradcam_ms, ood_ms },
             dicom: None,
+            ood,
+            features: embedding,
         })
+    }
+
+    /// The OOD verdict on `features`; a refused image is retried inverted and rotated (one
+    /// batched forward pass, paid only by refused inputs) to say what it looks like.
+    async fn check_ood(&self, image: &DynamicImage, uniform: bool, features: &[f32]) -> Result<OodCheck, PredictError> {
+        let Some(ood) = &self.ood else { return Ok(OodCheck::Unavailable) };
+        let threshold = ood.threshold;
+        let (distance, passed) = ood.passes(features);
+        if uniform {
+            return Ok(OodCheck::Refused { distance, threshold, fix: None, uniform });
+        }
+        if passed {
+            return Ok(OodCheck::Passed { distance, threshold });
+        }
+        // Fixes commute with the resize to the square input: apply them to the small image.
+        let size = self.card.input_size as u32;
+        let small = if image.width() == size && image.height() == size { image.clone() } else { image.resize_exact(size, size, image::imageops::FilterType::Triangle) };
+        let pixels: Vec<f32> = Fix::ALL.iter().flat_map(|f| preprocess::pixels_chw(&f.apply(&small), size, &self.card.normalisation)).collect();
+        let pooled = self.model.pool(self.model.forward_features(preprocess::batch_tensor(pixels, size as usize, &self.device)));
+        let all: Vec<f32> = read(pooled).await?;
+        let fix = Fix::ALL
+            .iter()
+            .zip(all.chunks_exact(features.len()))
+            .map(|(f, x)| (*f, ood.passes(x)))
+            .filter(|(_, (_, ok))| *ok)
+            .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
+            .map(|(f, _)| f);
+        Ok(OodCheck::Refused { distance, threshold, fix, uniform: false })
     }
 
     /// The predicted class index and the positive-class probability, by the card's threshold.
@@ -135,8 +206,13 @@ mod native {
     use std::path::{Path, PathBuf};
 
     /// The weights file a card names, looked up next to the card.
+    /// A file the card names (weights, OOD statistics): card files name them relative to the card.
+    pub fn beside_card(card_path: &Path, file: impl AsRef<Path>) -> PathBuf {
+        card_path.parent().unwrap_or(Path::new(".")).join(file)
+    }
+
     pub fn weights_path(card_path: &Path, card: &ModelCard) -> PathBuf {
-        card_path.parent().unwrap_or(Path::new(".")).join(&card.weights.file)
+        beside_card(card_path, &card.weights.file)
     }
 
     impl Pipeline {
@@ -147,7 +223,15 @@ mod native {
             let card = ModelCard::from_json(&text).with_context(|| format!("parsing model card {}", card_path.display()))?;
             let path = weights_path(card_path, &card);
             let bytes = std::fs::read(&path).with_context(|| format!("reading weights {}", path.display()))?;
-            Ok(Self::load(card, &bytes, device).with_context(|| format!("loading weights {}", path.display()))?)
+            let ood_path = card.ood.as_ref().map(|o| beside_card(card_path, &o.file));
+            let pipeline = Self::load(card, &bytes, device).with_context(|| format!("loading weights {}", path.display()))?;
+            match ood_path {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).with_context(|| format!("reading OOD statistics {}", path.display()))?;
+                    Ok(pipeline.with_ood(&bytes).with_context(|| format!("loading OOD statistics {}", path.display()))?)
+                }
+                None => Ok(pipeline),
+            }
         }
 
         /// Blocking form of [`Pipeline::analyse`] for native callers.
@@ -156,10 +240,10 @@ mod native {
         }
 
         /// Blocking form of [`Pipeline::analyse_keeping_image`].
-        pub fn analyse_keeping_image_blocking(&self, bytes: &[u8]) -> Result<(DynamicImage, Prediction), PredictError> {
-            pollster::block_on(self.analyse_keeping_image(bytes))
+        pub fn analyse_keeping_image_blocking(&self, bytes: &[u8], fixes: &[Fix]) -> Result<(DynamicImage, Prediction), PredictError> {
+            pollster::block_on(self.analyse_keeping_image(bytes, fixes))
         }
     }
 }
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::weights_path;
+pub use native::{beside_card, weights_path};

@@ -1,5 +1,6 @@
 //! `pneumoscope predict` end to end with the shipped weights: JSON and CSV output agree, bad
-//! files get an error row while the others go on, and `--gradcam-dir` writes the overlays.
+//! files get an error row while the others go on, `--gradcam-dir` writes the overlays, and
+//! inputs unlike the training X-rays are refused (out-of-distribution check).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,10 +13,122 @@ fn first(class: &str) -> PathBuf {
     files.remove(0)
 }
 
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pneumoscope")).arg("predict").args(args).output().unwrap()
+}
+
 fn predict(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_pneumoscope")).arg("predict").args(args).output().unwrap();
+    let out = run(args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
+}
+
+fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
+    predict(args).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pneumoscope-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const CARD: &str = "weights/model-card.json";
+const NOT_XRAY: &str = "tests/data/not_xray_64.png";
+const XRAY: &str = "tests/data/xray_64.png";
+const XRAY_INVERTED: &str = "tests/data/xray_64_inverted.png";
+
+/// A copy of the shipped card, changed by `edit`, beside links to the shipped weights and stats.
+fn edited_card(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let mut card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(CARD).unwrap()).unwrap();
+    for key in ["weights", "ood"] {
+        let file = card[key]["file"].as_str().unwrap().to_string();
+        std::os::unix::fs::symlink(std::fs::canonicalize(Path::new("weights").join(&file)).unwrap(), dir.join(&file)).unwrap();
+    }
+    edit(&mut card);
+    let path = dir.join("model-card.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&card).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn a_photo_is_refused_and_an_xray_accepted() {
+    let rows = json_lines(&[NOT_XRAY, XRAY, XRAY_INVERTED]);
+    let (photo, xray, negative) = (&rows[0], &rows[1], &rows[2]);
+    assert_eq!(photo["refused"], true, "{photo}");
+    assert_eq!(photo["ood"]["status"], "refused");
+    assert!(photo["message"].as_str().unwrap().contains("does not look like a chest X-ray the model was trained on"));
+    assert!(photo.get("probability").is_none() && photo.get("label").is_none() && photo.get("band").is_none(), "{photo}");
+    let (d, t) = (photo["ood"]["distance"].as_f64().unwrap(), photo["ood"]["threshold"].as_f64().unwrap());
+    assert!(d > t, "{photo}");
+
+    assert_eq!(xray["refused"], false, "{xray}");
+    assert_eq!(xray["ood"]["status"], "passed");
+    assert!(xray["probability"].as_f64().is_some() && xray.get("message").is_none());
+
+    // A negative X-ray: refused, but recognised as inverted; --invert then accepts it with the
+    // original's probability.
+    assert_eq!(negative["refused"], true, "{negative}");
+    assert_eq!(negative["ood"]["fix"], "invert", "{negative}");
+    assert!(negative["message"].as_str().unwrap().contains("--invert"));
+    let fixed = &json_lines(&["--invert", XRAY_INVERTED])[0];
+    assert_eq!(fixed["refused"], false, "{fixed}");
+    assert!((fixed["probability"].as_f64().unwrap() - xray["probability"].as_f64().unwrap()).abs() < 1e-3);
+
+    // Shown anyway on request, in every format.
+    let anyway = &json_lines(&["--show-anyway", NOT_XRAY])[0];
+    assert_eq!(anyway["refused"], true);
+    assert!(anyway["probability"].as_f64().is_some() && anyway["label"].is_string(), "{anyway}");
+    let text = predict(&["--format", "text", NOT_XRAY, XRAY]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("REFUSED") && lines[0].contains("does not look like a chest X-ray") && !lines[0].contains("probability"), "{text}");
+    assert!(lines[1].contains("probability of PNEUMONIA") && !lines[1].contains("REFUSED"), "{text}");
+    assert!(predict(&["--format", "text", "--show-anyway", NOT_XRAY]).contains("shown anyway"));
+
+    // No heatmap for a refused image unless asked.
+    let dir = temp_dir("ood-overlays");
+    let csv = predict(&["--format", "csv", "--gradcam-dir", dir.to_str().unwrap(), NOT_XRAY]);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!((&row[1], &row[2], &row[5], &row[7]), ("", "", "", "refused"), "{csv}");
+    assert!(row[10].contains("does not look like a chest X-ray"));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn older_cards_without_ood_statistics_refuse_nothing_and_say_so() {
+    let dir = temp_dir("no-ood");
+    let card = edited_card(&dir, |c| {
+        c.as_object_mut().unwrap().remove("ood");
+    });
+    let out = run(&["--card", card.to_str().unwrap(), NOT_XRAY]);
+    assert!(out.status.success());
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["ood"]["status"], "unavailable");
+    assert_eq!(line["refused"], false);
+    assert!(line["probability"].as_f64().is_some());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OOD check unavailable"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn damaged_or_missing_ood_statistics_are_clear_errors() {
+    let dir = temp_dir("bad-ood");
+    let card = edited_card(&dir, |c| c["ood"]["sha256"] = "0".repeat(64).into());
+    let out = run(&["--card", card.to_str().unwrap(), XRAY]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OOD statistics") && err.contains("sha256"), "{err}");
+
+    let missing = temp_dir("missing-ood");
+    let card = edited_card(&missing, |c| c["ood"]["file"] = "nowhere.ood.safetensors".into());
+    let out = run(&["--card", card.to_str().unwrap(), XRAY]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading OOD statistics"), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&missing);
 }
 
 #[test]
@@ -28,17 +141,20 @@ fn csv_and_json_agree_and_overlays_are_written() {
     let (normal, pneumonia) = (first("NORMAL"), first("PNEUMONIA"));
     let files = [normal.to_str().unwrap(), not_an_image.to_str().unwrap(), pneumonia.to_str().unwrap()];
 
-    let json: Vec<serde_json::Value> = predict(&files).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // --show-anyway: the comparison below must not depend on the OOD verdict.
+    let mut json_args = files.to_vec();
+    json_args.push("--show-anyway");
+    let json: Vec<serde_json::Value> = json_lines(&json_args);
     assert_eq!(json.len(), 3);
     assert!(json[1]["error"].as_str().unwrap().contains("not an image"));
 
     let overlays = dir.join("overlays");
     let mut args = files.to_vec();
-    args.extend(["--format", "csv", "--gradcam-dir", overlays.to_str().unwrap()]);
+    args.extend(["--format", "csv", "--show-anyway", "--gradcam-dir", overlays.to_str().unwrap()]);
     let csv = predict(&args);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(header, ["file", "probability", "label", "band", "milliseconds", "gradcam", "dicom_warnings", "error"]);
+    assert_eq!(header, ["file", "probability", "label", "band", "milliseconds", "gradcam", "dicom_warnings", "ood", "ood_distance", "ood_threshold", "note", "error"]);
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 3);
     for (row, json) in rows.iter().zip(&json) {
@@ -57,7 +173,7 @@ fn csv_and_json_agree_and_overlays_are_written() {
                 let reds = overlay.pixels().filter(|p| p[0] > p[2] + 40).count();
                 assert!(reds > 0, "the overlay shows no heat at all");
             }
-            None => assert!(row[7].contains("not an image")),
+            None => assert!(row[11].contains("not an image")),
         }
     }
     assert_eq!(std::fs::read_dir(&overlays).unwrap().count(), 2);

@@ -7,6 +7,7 @@ use super::loader::fall_back_to_cpu;
 use super::util::{object_url, png_url, read_file, revoke, yield_now};
 use super::{Analysis, AppState, Engine};
 use crate::decode;
+use crate::ood::Fix;
 use futures::lock::Mutex;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -31,7 +32,7 @@ pub fn submit(state: AppState, files: Vec<web_sys::File>) {
         let _running = lock.lock().await;
         wait_until_ready(state).await;
         if files.len() == 1 {
-            single(state, &files[0]).await;
+            single(state, &files[0], &[]).await;
         } else {
             many(state, files, generation).await;
         }
@@ -47,7 +48,18 @@ async fn wait_until_ready(state: AppState) {
     }
 }
 
-async fn analyse(state: AppState, file: &web_sys::File) -> Result<Analysis, UiError> {
+/// Analyses `file` again after `fixes` (the "Invert" / "Rotate" buttons of a refused image).
+pub fn again_with(state: AppState, file: web_sys::File, fixes: Vec<Fix>) {
+    state.batch.new_generation();
+    spawn_local(async move {
+        let lock = RUNNING.with(Rc::clone);
+        let _running = lock.lock().await;
+        wait_until_ready(state).await;
+        single(state, &file, &fixes).await;
+    });
+}
+
+async fn analyse(state: AppState, file: &web_sys::File, fixes: &[Fix]) -> Result<Analysis, UiError> {
     let bytes = read_file(file).await.map_err(UiError::FileRead)?;
     let Some(pipeline) = state.pipeline() else {
         return Err(UiError::Weights(state.error.get_untracked().map(|e| e.message(state.lang.get_untracked())).unwrap_or_default()));
@@ -55,18 +67,27 @@ async fn analyse(state: AppState, file: &web_sys::File) -> Result<Analysis, UiEr
     // Decoded here rather than in `Pipeline::analyse` because the view needs the image too.
     let start = Instant::now();
     let decoded = decode::decode(&bytes)?;
+    let image = fixes.iter().fold(decoded.image, |image, fix| fix.apply(&image));
     let decode_ms = start.elapsed().as_secs_f64() * 1e3;
-    match pipeline.analyse_image(&decoded.image).await {
+    match pipeline.analyse_image(&image).await {
         Ok(p) => Ok(Analysis {
             name: file.name(),
-            // A browser cannot show a DICOM file: show the grey levels the model was given.
-            url: if decoded.dicom.is_some() { png_url(&decoded.image) } else { object_url(file) },
+            url: {
+                // A browser cannot show a DICOM file, nor the file as fixed: show the grey
+                // levels the model was given.
+                let url = if decoded.dicom.is_some() || !fixes.is_empty() { png_url(&image) } else { object_url(file) };
+                state.remember_file(&url, file.clone());
+                url
+            },
             probability: p.probability,
             label: p.label,
             band: p.band,
             cam: Arc::new(p.cam),
             timings: crate::predict::Timings { decode_ms, ..p.timings },
             dicom: decoded.dicom,
+            ood: p.ood,
+            shown_anyway: false,
+            fixes: fixes.to_vec(),
         }),
         Err(e) => {
             let error = UiError::from(e);
@@ -78,18 +99,19 @@ async fn analyse(state: AppState, file: &web_sys::File) -> Result<Analysis, UiEr
     }
 }
 
-async fn single(state: AppState, file: &web_sys::File) {
+async fn single(state: AppState, file: &web_sys::File, fixes: &[Fix]) {
     state.working.set(Some(file.name()));
     state.error.set(None);
     // The previous result goes away, so that nothing shown can be mistaken for this file's.
     if let Some(old) = state.current.get_untracked() {
         if !state.batch.owns(&old.url) {
             revoke(&old.url);
+            state.forget_file(&old.url);
         }
     }
     state.current.set(None);
     yield_now().await;
-    let result = analyse(state, file).await;
+    let result = analyse(state, file, fixes).await;
     state.working.set(None);
     match result {
         Ok(analysis) => state.current.set(Some(analysis)),
@@ -100,13 +122,13 @@ async fn single(state: AppState, file: &web_sys::File) {
 async fn many(state: AppState, files: Vec<web_sys::File>, generation: u64) {
     state.error.set(None);
     state.current.set(None);
-    state.batch.start(files.len());
+    state.batch.start(files.len(), |url| state.forget_file(url));
     for (index, file) in files.iter().enumerate() {
         if !state.batch.is_current(generation) {
             break;
         }
         yield_now().await;
-        let result = analyse(state, file).await;
+        let result = analyse(state, file, &[]).await;
         state.batch.push(Row { index, name: file.name(), result });
     }
     state.batch.finish(generation);

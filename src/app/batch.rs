@@ -6,6 +6,7 @@ use super::dicom::warning_text;
 use super::result::band_short;
 use super::util::{download_text, revoke};
 use super::{Analysis, use_state};
+use crate::ood::OodCheck;
 use leptos::prelude::*;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -17,8 +18,9 @@ pub struct Row {
 }
 
 impl Row {
+    /// None for unreadable files and for images refused as unlike the training X-rays.
     fn probability(&self) -> Option<f32> {
-        self.result.as_ref().ok().map(|a| a.probability)
+        self.result.as_ref().ok().filter(|a| a.shown()).map(|a| a.probability)
     }
 }
 
@@ -65,10 +67,12 @@ impl BatchState {
         self.rows.with_untracked(|rows| rows.iter().any(|r| r.result.as_ref().is_ok_and(|a| a.url == url)))
     }
 
-    pub fn start(&self, total: usize) {
+    /// A new batch: the previous one's images go (`forget` drops their files).
+    pub fn start(&self, total: usize, forget: impl Fn(&str)) {
         for row in self.rows.get_untracked() {
             if let Ok(a) = &row.result {
                 revoke(&a.url);
+                forget(&a.url);
             }
         }
         self.rows.set(Vec::new());
@@ -96,7 +100,7 @@ impl BatchState {
         let mut rows = self.rows.get();
         match self.sort.get() {
             Sort::Given => rows.sort_by_key(|r| r.index),
-            // Unreadable files last, whichever the direction.
+            // Unreadable and refused files last, whichever the direction.
             Sort::HighFirst => rows.sort_by(|a, b| b.probability().unwrap_or(-1.0).total_cmp(&a.probability().unwrap_or(-1.0))),
             Sort::LowFirst => rows.sort_by(|a, b| a.probability().unwrap_or(2.0).total_cmp(&b.probability().unwrap_or(2.0))),
         }
@@ -107,19 +111,24 @@ impl BatchState {
 /// The table as CSV (one line per file, in the order shown).
 fn csv(rows: &[Row], lang: Lang) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let mut out = String::from("file,probability,label,band,inference_ms,gradcam_ms,error\n");
+    let mut out = String::from("file,probability,label,band,inference_ms,gradcam_ms,ood,ood_distance,error\n");
     for row in rows {
         let line = match &row.result {
-            Ok(a) => format!(
-                "{},{:.4},{},{},{:.1},{:.1},\n",
-                quote(&row.name),
-                a.probability,
-                quote(&a.label),
-                serde_json::to_value(a.band).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-                a.timings.inference_ms,
-                a.timings.gradcam_ms
-            ),
-            Err(e) => format!("{},,,,,,{}\n", quote(&row.name), quote(&e.message(lang))),
+            Ok(a) => {
+                let ood = match a.ood {
+                    OodCheck::Unavailable => "unavailable",
+                    OodCheck::Passed { .. } => "passed",
+                    OodCheck::Refused { .. } => "refused",
+                };
+                let distance = a.ood.distance().map(|(d, _)| format!("{d:.3}")).unwrap_or_default();
+                let (probability, label, band) = if a.shown() {
+                    (format!("{:.4}", a.probability), quote(&a.label), serde_json::to_value(a.band).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+                } else {
+                    Default::default()
+                };
+                format!("{},{probability},{label},{band},{:.1},{:.1},{ood},{distance},\n", quote(&row.name), a.timings.inference_ms, a.timings.gradcam_ms)
+            }
+            Err(e) => format!("{},,,,,,,,{}\n", quote(&row.name), quote(&e.message(lang))),
         };
         out.push_str(&line);
     }
@@ -191,7 +200,14 @@ pub fn BatchView() -> impl IntoView {
                         <For each=move || batch.sorted() key=|row| (row.index, row.name.clone()) let:row>
                             {
                                 let clicked = row.clone();
+                                let refused = row.result.as_ref().is_ok_and(|a| !a.shown());
                                 let (thumb, probability, label, band) = match &row.result {
+                                    Ok(a) if refused => (
+                                        view! { <img class="thumb" src=a.url.clone() alt=""/> }.into_any(),
+                                        String::new(),
+                                        String::new(),
+                                        None,
+                                    ),
                                     Ok(a) => (
                                         view! { <img class="thumb" src=a.url.clone() alt=""/> }.into_any(),
                                         format!("{:.4}", a.probability),
@@ -203,18 +219,21 @@ pub fn BatchView() -> impl IntoView {
                                 let error = row.result.clone().err();
                                 let failed = error.is_some();
                                 view! {
-                                    <tr class="row" class:failed=failed on:click=move |_| open(&clicked)>
+                                    <tr class="row" class:failed=failed class:refused=refused data-refused=refused.to_string() on:click=move |_| open(&clicked)>
                                         <td>{thumb}</td>
                                         <td class="file">
                                             {row.name.clone()}
                                             {dicom_flag(&row.result)}
                                         </td>
                                         <td class="num" data-col="probability">{probability}</td>
-                                        <td data-col="label">{label}</td>
-                                        <td>
+                                        <td data-col="label">
+                                            {move || if refused { state.t(T::OodRefusedShort).to_string() } else { label.clone() }}
+                                        </td>
+                                        <td data-col="band">
                                             {move || match (&band, &error) {
                                                 (Some(b), _) => state.t(band_short(*b)).to_string(),
                                                 (None, Some(e)) => e.message(state.lang.get()),
+                                                _ if refused => state.t(T::OodShort).to_string(),
                                                 _ => String::new(),
                                             }}
                                         </td>

@@ -22,6 +22,8 @@ pub enum UiError {
     WeightsFetch(String),
     WeightsHash { found: String, expected: String },
     Weights(String),
+    OodFetch(String),
+    Ood(String),
     DeviceLost(String),
     NoImages,
 }
@@ -47,6 +49,12 @@ impl From<PredictError> for UiError {
             PredictError::Decode(e) => e.into(),
             PredictError::Readback(why) => UiError::Readback(why),
         }
+    }
+}
+
+impl From<crate::ood::OodError> for UiError {
+    fn from(e: crate::ood::OodError) -> Self {
+        UiError::Ood(e.to_string())
     }
 }
 
@@ -91,6 +99,8 @@ impl UiError {
             } else {
                 format!("The downloaded weights do not match the model card (sha256 {found}, expected {expected}). The file is corrupted or was altered; it was not used.")
             },
+            UiError::OodFetch(why) => if fr { format!("Le téléchargement des statistiques hors distribution du modèle a échoué : {why}. Vérifiez la connexion puis réessayez.") } else { format!("Downloading the model's out-of-distribution statistics failed: {why}. Check the connection and try again.") },
+            UiError::Ood(why) => if fr { format!("Les statistiques hors distribution du modèle n'ont pas pu être chargées : {why}.") } else { format!("The model's out-of-distribution statistics could not be loaded: {why}.") },
             UiError::Weights(why) => if fr { format!("Les poids du modèle n'ont pas pu être chargés : {why}.") } else { format!("The model weights could not be loaded: {why}.") },
             UiError::DeviceLost(why) => if fr { format!("Le GPU a été perdu ({why}). L'application continue sur le CPU.") } else { format!("The GPU device was lost ({why}). The app carries on with the CPU.") },
             UiError::NoImages => pick(fr, "No PNG, JPEG or DICOM images were found in what was dropped.", "Aucune image PNG, JPEG ou DICOM n'a été trouvée dans ce qui a été déposé."),

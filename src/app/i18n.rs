@@ -156,6 +156,29 @@ texts! {
     Privacy => "Privacy: images are read by this page only. No request carries image data, and the page's security policy forbids connections to any other site.",
                "Confidentialité : les images ne sont lues que par cette page. Aucune requête ne transporte d'image, et la politique de sécurité de la page interdit toute connexion à un autre site.";
     Dismiss => "Dismiss", "Fermer";
+    OodRefused => "This does not look like a chest X-ray the model was trained on.",
+                  "Cette image ne ressemble pas aux radiographies thoraciques sur lesquelles le modèle a été entraîné.";
+    OodExplain => "The model learned from frontal pediatric chest radiographs only. On anything else its score means nothing, so no result is shown.",
+                  "Le modèle n'a appris que sur des radiographies thoraciques pédiatriques de face. Sur toute autre image son score ne veut rien dire : aucun résultat n'est affiché.";
+    OodDistance => "Distance from the training X-rays", "Distance aux radiographies d'entraînement";
+    OodLimit => "refusal threshold", "seuil de refus";
+    OodUniform => "The image is uniform: it has no detail at all.", "L'image est uniforme : elle n'a aucun détail.";
+    ShowAnyway => "Show the result anyway", "Afficher le résultat quand même";
+    ShownAnyway => "Shown at your request: this image does not look like a chest X-ray the model was trained on, so this result means little.",
+                   "Affiché à votre demande : cette image ne ressemble pas aux radiographies sur lesquelles le modèle a été entraîné ; ce résultat a peu de sens.";
+    LooksInverted => "It looks like an inverted X-ray (a negative). Invert it and analyse again?",
+                     "Elle ressemble à une radiographie inversée (un négatif). L'inverser et l'analyser à nouveau ?";
+    LooksRotated => "It looks like a rotated X-ray. Rotate it and analyse again?",
+                    "Elle ressemble à une radiographie tournée. La tourner et l'analyser à nouveau ?";
+    Invert => "Invert", "Inverser";
+    Rotate => "Rotate", "Tourner";
+    FixApplied => "Analysed after", "Analysée après";
+    OodPassed => "Out-of-distribution check: looks like the training X-rays", "Contrôle hors distribution : ressemble aux radiographies d'entraînement";
+    OodUnavailable => "Out-of-distribution check unavailable for these weights: any image gets a score, even one that is not a chest X-ray.",
+                      "Contrôle hors distribution indisponible pour ces poids : toute image reçoit un score, même si ce n'est pas une radiographie thoracique.";
+    OodShort => "not like the training X-rays", "différente des radiographies d'entraînement";
+    OodRefusedShort => "refused", "refusée";
+    OodCard => "Out-of-distribution check", "Contrôle hors distribution";
     DicomTitle => "DICOM header", "En-tête DICOM";
     Modality => "Modality", "Modalité";
     ViewPosition => "View position", "Incidence";

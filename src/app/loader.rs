@@ -23,6 +23,11 @@ pub fn weights_url(card: &ModelCard) -> String {
     format!("weights/{}?sha256={}", card.weights.file, card.weights.sha256)
 }
 
+/// The OOD statistics' URL, content-addressed the same way.
+fn ood_url(info: &crate::card::OodInfo) -> String {
+    format!("weights/{}?sha256={}", info.file, info.sha256)
+}
+
 pub fn start(state: AppState, force_cpu: bool) {
     spawn_local(async move {
         if let Err(error) = load(state, force_cpu).await {
@@ -60,7 +65,11 @@ async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
 
     state.engine.set(Engine::Verifying);
     yield_now().await;
-    let pipeline = Pipeline::load(card, &weights, &device)?;
+    let mut pipeline = Pipeline::load(card, &weights, &device)?;
+    if let Some(info) = pipeline.card.ood.clone() {
+        let bytes = fetch_bytes(&ood_url(&info), |_| {}).await.map_err(UiError::OodFetch)?;
+        pipeline = pipeline.with_ood(&bytes)?;
+    }
     // Only verified weights are kept for a later reload (e.g. after a GPU loss).
     state.weights.set_value(Some(weights));
 
@@ -70,8 +79,10 @@ async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
     let blank = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(size, size, image::Luma([128])));
     pipeline.analyse_image(&blank).await?;
 
-    state.pipeline.set_value(Some(Rc::new(pipeline)));
+    let pipeline = Rc::new(pipeline);
+    state.pipeline.set_value(Some(Rc::clone(&pipeline)));
     state.engine.set(Engine::Ready);
+    super::bench::start_if_requested(state, pipeline);
     Ok(())
 }
 

@@ -1,10 +1,12 @@
 //! The browser app (Leptos, client-side rendered). One component per job:
 //! [`loader`] (backend, weights, warm-up), [`dropzone`] (files, folders, paste),
-//! [`result`] (probability, band, gauge; [`dicom`] header panel), [`heatmap`] (Grad-CAM overlay), [`batch`] (triage
+//! [`result`] (probability, band, gauge; [`dicom`] header panel; [`refusal`] of inputs unlike the
+//! training X-rays), [`heatmap`] (Grad-CAM overlay), [`batch`] (triage
 //! table, CSV), [`model_card`] and [`help`] panels, [`i18n`] (English/French).
 
 mod analyse;
 mod backend;
+mod bench;
 mod batch;
 mod dicom;
 mod dropzone;
@@ -14,12 +16,14 @@ mod help;
 mod i18n;
 mod loader;
 mod model_card;
+mod refusal;
 mod result;
 mod util;
 
 use crate::card::{Band, ModelCard};
 use crate::dicom::DicomInfo;
 use crate::gradcam::Cam;
+use crate::ood::{Fix, OodCheck};
 use crate::predict::{Pipeline, Timings};
 use backend::Backend;
 use errors::UiError;
@@ -41,6 +45,19 @@ pub struct Analysis {
     pub timings: Timings,
     /// Header summary and warnings when the file was DICOM.
     pub dicom: Option<DicomInfo>,
+    /// The out-of-distribution verdict: a refused image shows no result unless the user asks.
+    pub ood: OodCheck,
+    /// The user asked to see the result of a refused image.
+    pub shown_anyway: bool,
+    /// What the user asked to be done to the image first (e.g. invert it).
+    pub fixes: Vec<Fix>,
+}
+
+impl Analysis {
+    /// Probability, class, band and heatmap may be shown.
+    pub fn shown(&self) -> bool {
+        self.shown_anyway || !self.ood.refused()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +88,9 @@ pub struct AppState {
     pub batch: batch::BatchState,
     pipeline: StoredValue<Option<Rc<Pipeline>>, LocalStorage>,
     weights: StoredValue<Option<Rc<Vec<u8>>>, LocalStorage>,
+    /// The user's files behind the analyses on the page, by their `url`, so that one can be
+    /// analysed again with a fix (a `File` is only a handle; it cannot live in a signal).
+    files: StoredValue<Vec<(String, web_sys::File)>, LocalStorage>,
 }
 
 impl AppState {
@@ -87,6 +107,7 @@ impl AppState {
             batch: batch::BatchState::new(),
             pipeline: StoredValue::new_local(None),
             weights: StoredValue::new_local(None),
+            files: StoredValue::new_local(Vec::new()),
         }
     }
 
@@ -96,6 +117,19 @@ impl AppState {
 
     pub fn pipeline(&self) -> Option<Rc<Pipeline>> {
         self.pipeline.with_value(|p| p.clone())
+    }
+
+    pub fn remember_file(&self, url: &str, file: web_sys::File) {
+        self.files.update_value(|f| f.push((url.to_string(), file)));
+    }
+
+    pub fn file_for(&self, url: &str) -> Option<web_sys::File> {
+        self.files.with_value(|f| f.iter().find(|(u, _)| u == url).map(|(_, file)| file.clone()))
+    }
+
+    /// The page no longer shows the analysis at `url`.
+    pub fn forget_file(&self, url: &str) {
+        self.files.update_value(|f| f.retain(|(u, _)| u != url));
     }
 }
 

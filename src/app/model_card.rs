@@ -41,6 +41,13 @@ pub fn ModelCardPanel() -> impl IntoView {
                     t(T::RocAuc), m.roc_auc
                 )
             });
+            let ood = match &card.ood {
+                Some(o) => format!(
+                    "{}; threshold {:.2} ({}; {:.1}% of {} validation X-rays refused); {} · sha256 {}",
+                    o.method, o.threshold, o.threshold_rule, o.validation_refused * 100.0, o.validation_images, o.fitted_on, o.sha256
+                ),
+                None => t(T::OodUnavailable).to_string(),
+            };
             let confusion = card.metrics.test.as_ref().map(|m| format!("confusion {:?} ({})", m.confusion, card.labels.join(" / ")));
             view! {
                 <dl>
@@ -50,6 +57,7 @@ pub fn ModelCardPanel() -> impl IntoView {
                     <dt>{t(T::Recipe)}</dt><dd>{or_not_stated(&training.recipe, missing)}</dd>
                     <dt>{t(T::TestMetrics)}</dt>
                     <dd data-testid="card-metrics">{metrics.unwrap_or_else(|| t(T::NoMetrics).to_string())}<br/>{confusion}</dd>
+                    <dt>{t(T::OodCard)}</dt><dd data-testid="card-ood">{ood}</dd>
                     <dt>{t(T::Threshold)}</dt><dd>{format!("{:.4}", card.threshold)}</dd>
                     <dt>{t(T::WeightsVersion)}</dt><dd>{format!("{} {} ({}, {}, {:.1} MB)", card.name, card.version, card.weights.format, card.weights.dtype, card.weights.bytes as f64 / 1e6)}</dd>
                     <dt>{t(T::WeightsHash)}</dt><dd><code class="hash">{or_not_stated(&card.weights.sha256, missing)}</code></dd>

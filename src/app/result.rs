@@ -3,6 +3,7 @@
 
 use super::dicom::DicomPanel;
 use super::heatmap::HeatmapView;
+use super::refusal::{OodStatus, RefusalView};
 use super::i18n::T;
 use super::use_state;
 use crate::card::Band;
@@ -47,10 +48,13 @@ pub fn ResultView() -> impl IntoView {
             <p class="working" aria-live="polite">{move || format!("{} {}…", state.t(T::Analysing), state.working.get().unwrap_or_default())}</p>
         </Show>
         {move || state.current.get().map(|a| {
+            if !a.shown() {
+                return view! { <RefusalView analysis=a/> }.into_any();
+            }
             let band = a.band;
             let percent = (a.probability * 100.0).clamp(0.0, 100.0);
             view! {
-                <section class="result" id="result" data-id=a.url.clone()>
+                <section class="result" id="result" data-id=a.url.clone() data-refused=a.ood.refused().to_string()>
                     <div class="verdict">
                         <h2 class="file-name">{a.name.clone()}</h2>
                         <div class="metric">
@@ -80,12 +84,13 @@ pub fn ResultView() -> impl IntoView {
                                 state.t(T::GradCam), a.timings.gradcam_ms,
                             )}
                         </p>
+                        <OodStatus analysis=a.clone()/>
                         {a.dicom.clone().map(|info| view! { <DicomPanel info/> })}
                         <p class="disclaimer small">{move || state.t(T::Disclaimer)}</p>
                     </div>
                     <HeatmapView analysis=a.clone()/>
                 </section>
-            }
+            }.into_any()
         })}
     }
 }

@@ -4,7 +4,7 @@
 
 use super::augment::Augmentation;
 use super::backend::Backend;
-use super::data::{Decoded, decode_all, scan};
+use super::data::{Decoded, Sample, decode_all, scan};
 use super::history::{self, EpochRecord};
 use super::{score_planes, split};
 use crate::card::{ModelCard, Normalisation};
@@ -189,13 +189,7 @@ fn progress_bar(len: u64, what: &str) -> ProgressBar {
 
 fn load_data(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<Data> {
     let folder = scan(&train_root(&config.data))?;
-    let mut samples = folder.samples.clone();
-    if config.limit > 0 && samples.len() > config.limit {
-        // Keep classes balanced in proportion: a seeded shuffle, then the first `limit`.
-        samples.shuffle(&mut StdRng::seed_from_u64(config.seed));
-        samples.truncate(config.limit);
-        samples.sort_by(|a, b| a.path.cmp(&b.path));
-    }
+    let samples = limited(folder.samples.clone(), config.limit, config.seed);
     let bar = progress_bar(samples.len() as u64, "decode");
     let all = decode_all(&samples, config.image_size, || bar.inc(1));
     bar.finish_and_clear();
@@ -226,6 +220,17 @@ fn load_data(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<Data> {
     write_atomic(&files.split(), serde_json::to_string_pretty(&record)?.as_bytes())?;
     eprintln!("data: {} train / {} validation images ({split_note})", train.planes.len(), val.planes.len());
     Ok(Data { classes: folder.classes, train, val, split_note })
+}
+
+/// At most `limit` samples (0 = all), as training takes them: classes kept in proportion by a
+/// seeded shuffle, then the first `limit`, in path order.
+pub fn limited(mut samples: Vec<Sample>, limit: usize, seed: u64) -> Vec<Sample> {
+    if limit > 0 && samples.len() > limit {
+        samples.shuffle(&mut StdRng::seed_from_u64(seed));
+        samples.truncate(limit);
+        samples.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    samples
 }
 
 fn report_skipped(skipped: &[(PathBuf, String)], usable: usize) -> anyhow::Result<()> {
@@ -364,13 +369,14 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
             }
             let stop = STOP.load(Ordering::SeqCst);
             if stop || last_checkpoint.elapsed().as_secs_f64() > config.checkpoint_minutes * 60.0 {
-                state.train_seconds += started.elapsed().as_secs_f64();
-                save_checkpoint(&files, &model, &optim, &state)?;
-                state.train_seconds -= started.elapsed().as_secs_f64();
+                // The epoch's time so far goes into the checkpoint; the running state adds the
+                // whole epoch's time when the epoch ends.
+                let saved = TrainState { train_seconds: state.train_seconds + started.elapsed().as_secs_f64(), ..state.clone() };
+                save_checkpoint(&files, &model, &optim, &saved)?;
                 last_checkpoint = Instant::now();
                 if stop {
                     bar.abandon_with_message("interrupted: checkpoint saved; continue with --resume");
-                    return Ok(state);
+                    return Ok(saved);
                 }
             }
         }

@@ -3,6 +3,7 @@
 //
 //   node tests/e2e/run.mjs            # all checks
 //   node tests/e2e/run.mjs cpu batch  # only the named checks
+//   node tests/e2e/run.mjs ood        # the out-of-distribution refusal only
 //
 // Ends with "N passed, M failed"; exits non-zero if any check failed.
 import { chromium } from 'playwright-core';
@@ -39,12 +40,17 @@ function xrays(kind, n) {
 const NORMAL = xrays('NORMAL', 10);
 const PNEUMONIA = xrays('PNEUMONIA', 10);
 const FOUR = [NORMAL[0], PNEUMONIA[0], NORMAL[1], PNEUMONIA[1]];
+// Committed fixtures: a photo that is not an X-ray, and a test X-ray (64×64) and its negative.
+const NOT_XRAY = join(ROOT, 'tests/data/not_xray_64.png');
+const XRAY_64 = join(ROOT, 'tests/data/xray_64.png');
+const XRAY_64_INVERTED = join(ROOT, 'tests/data/xray_64_inverted.png');
 const TWENTY = [...NORMAL, ...PNEUMONIA];
 
 // Probabilities from the native CLI for the same files, weights and preprocessing.
-function cliPredictions(files) {
+// `--show-anyway`: the page's "Show the result anyway" gives the same numbers for a refused image.
+function cliPredictions(files, extra = []) {
   assert(existsSync(CLI), `native CLI missing: build it with cargo build --release (${CLI})`);
-  const out = execFileSync(CLI, ['predict', '--card', CARD, ...files], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const out = execFileSync(CLI, ['predict', '--card', CARD, '--show-anyway', ...extra, ...files], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const map = new Map();
   for (const line of out.split('\n').filter((l) => l.trim().startsWith('{'))) {
     const row = JSON.parse(line);
@@ -123,18 +129,27 @@ async function statusText(page) {
   return (await page.textContent('[data-testid=status]')).trim();
 }
 
-// Gives one file to the app and waits for its result; returns what the page shows.
-async function classify(page, file) {
+// Gives one file to the app and waits for its result; returns what the page shows. An image the
+// out-of-distribution check refuses is shown anyway (its `refused` is then true) unless
+// `showAnyway` is false, when only the refusal is awaited.
+async function classify(page, file, { showAnyway = true } = {}) {
   const before = await page.evaluate(() => document.querySelector('#result')?.dataset.id ?? null);
   await page.setInputFiles('[data-testid=file-input]', file);
   const name = basename(file);
-  // A new result (each has its own id), for this file, with its heatmap drawn.
+  // A new result (each has its own id), for this file, with its heatmap drawn or refused.
   await page.waitForFunction(([n, old]) => {
     const result = document.querySelector('#result');
     return result && result.dataset.id !== old && result.querySelector('.file-name')?.textContent === n
-      && result.querySelector('[data-testid=heatmap]')?.dataset.ready === 'true';
+      && (result.querySelector('[data-testid=heatmap]')?.dataset.ready === 'true' || result.querySelector('[data-testid=ood-refusal]'));
   }, [name, before], { timeout: IMAGE_TIMEOUT });
+  const refused = !!(await page.$('[data-testid=ood-refusal]'));
+  if (refused && !showAnyway) return { refused };
+  if (refused) {
+    await page.click('[data-testid=show-anyway]');
+    await page.waitForFunction(() => document.querySelector('#result [data-testid=heatmap]')?.dataset.ready === 'true', null, { timeout: IMAGE_TIMEOUT });
+  }
   return {
+    refused,
     probability: Number(await page.textContent('[data-testid=probability]')),
     probabilityText: (await page.textContent('[data-testid=probability]')).trim(),
     label: (await page.textContent('[data-testid=label]')).trim(),
@@ -375,13 +390,18 @@ const checks = {
       const frameMs = Date.now() - t0;
       await page.waitForFunction((n) => document.querySelectorAll('[data-testid=batch-table] tbody tr').length === n,
         TWENTY.length, { timeout: IMAGE_TIMEOUT * 4 });
-      const shown = await page.$$eval('[data-testid=batch-table] tbody tr', (rows) => rows.map((r) => ({
+      // Rows refused by the out-of-distribution check have no probability: they sort last.
+      const all = await page.$$eval('[data-testid=batch-table] tbody tr', (rows) => rows.map((r) => ({
         file: r.querySelector('.file').textContent, p: Number(r.querySelector('[data-col=probability]').textContent),
+        refused: r.dataset.refused === 'true',
       })));
+      const firstRefused = all.findIndex((r) => r.refused);
+      assert(firstRefused < 0 || all.slice(firstRefused).every((r) => r.refused), 'refused rows are not last');
+      const shown = all.filter((r) => !r.refused);
       const sortedDesc = shown.every((r, i) => i === 0 || shown[i - 1].p >= r.p);
       assert(sortedDesc, `table not sorted high → low: ${shown.map((r) => r.p).join(', ')}`);
       await page.click('[data-testid=sort-probability]');
-      const asc = await page.$$eval('[data-testid=batch-table] [data-col=probability]', (c) => c.map((x) => Number(x.textContent)));
+      const asc = await page.$$eval('[data-testid=batch-table] tbody tr:not([data-refused=true]) [data-col=probability]', (c) => c.map((x) => Number(x.textContent)));
       assert(asc.every((p, i) => i === 0 || asc[i - 1] <= p), 'table not sorted low → high after clicking the header');
       let worst = 0;
       for (const r of shown) {
@@ -405,7 +425,77 @@ const checks = {
       await page.waitForFunction(() => /Cancelled/.test(document.querySelector('[data-testid=batch-progress]')?.textContent || ''), null, { timeout: IMAGE_TIMEOUT });
       const done = await page.$$eval('[data-testid=batch-table] tbody tr', (r) => r.length);
       assert(done < 2 * TWENTY.length, `cancel did not stop the batch (${done} rows)`);
-      return `20 rows, sorted both ways, CSV ${csv.length - 1} rows, max |Δp| ${worst.toExponential(2)}, cancel stopped at ${done}; first frame during batch ${frameMs} ms`;
+      return `20 rows (${all.length - shown.length} refused as out of distribution), sorted both ways, CSV ${csv.length - 1} rows, max |Δp| ${worst.toExponential(2)}, cancel stopped at ${done}; first frame during batch ${frameMs} ms`;
+    });
+  },
+
+  // Out-of-distribution refusal: a photo is refused with no probability, label or heatmap until
+  // "Show the result anyway"; a negative X-ray is recognised as inverted and "Invert" analyses
+  // it; refused rows are marked in the triage table and its CSV; the refusal is translated.
+  async ood({ url }) {
+    const cli = cliPredictions([NOT_XRAY, XRAY_64]);
+    const cliInverted = cliPredictions([XRAY_64_INVERTED], ['--invert']);
+    assert(cli.get(basename(NOT_XRAY)).refused === true, `the CLI does not refuse ${NOT_XRAY}`);
+    return withBrowser(async ({ page }) => {
+      await open(page, `${url}?backend=cpu`);
+      const card = await page.textContent('[data-testid=card-ood]');
+      assert(/threshold/.test(card), `model card panel shows no OOD threshold: ${card}`);
+
+      const refused = await classify(page, NOT_XRAY, { showAnyway: false });
+      assert(refused.refused, 'the photo was not refused');
+      const text = await page.textContent('[data-testid=ood-refusal]');
+      assert(/does not look like a chest X-ray the model was trained on/.test(text), `refusal text: ${text}`);
+      assert(!(await page.$('[data-testid=probability]')) && !(await page.$('[data-testid=heatmap]')) && !(await page.$('[data-testid=label]')),
+        'a refused image shows a probability, label or heatmap');
+      await page.screenshot({ path: join(ARTIFACTS, 'ood-refused.png'), fullPage: true });
+      await page.click('[data-testid=show-anyway]');
+      await page.waitForFunction(() => document.querySelector('#result [data-testid=heatmap]')?.dataset.ready === 'true', null, { timeout: IMAGE_TIMEOUT });
+      const status = await page.getAttribute('[data-testid=ood-status]', 'data-status');
+      assert(status === 'refused', `shown-anyway result has OOD status ${status}`);
+      const anyway = { probability: Number(await page.textContent('[data-testid=probability]')), probabilityText: (await page.textContent('[data-testid=probability]')).trim(), label: (await page.textContent('[data-testid=label]')).trim() };
+      compare(anyway, cli, NOT_XRAY);
+      await page.screenshot({ path: join(ARTIFACTS, 'ood-shown-anyway.png'), fullPage: true });
+
+      const accepted = await classify(page, XRAY_64, { showAnyway: false });
+      assert(!accepted.refused, 'the test X-ray was refused');
+      assert((await page.getAttribute('[data-testid=ood-status]', 'data-status')) === 'passed', 'the X-ray did not pass the OOD check');
+      compare(accepted, cli, XRAY_64);
+
+      const negative = await classify(page, XRAY_64_INVERTED, { showAnyway: false });
+      assert(negative.refused, 'the inverted X-ray was not refused');
+      assert((await page.getAttribute('[data-testid=apply-fix]', 'data-fix')) === 'invert', 'no "Invert" offered for the negative');
+      assert(/inverted/.test(await page.textContent('[data-testid=ood-hint]')), 'no "looks inverted" hint');
+      const before = await page.evaluate(() => document.querySelector('#result').dataset.id);
+      await page.click('[data-testid=apply-fix]');
+      await page.waitForFunction((old) => {
+        const r = document.querySelector('#result');
+        return r && r.dataset.id !== old && r.querySelector('[data-testid=heatmap]')?.dataset.ready === 'true';
+      }, before, { timeout: IMAGE_TIMEOUT });
+      assert(/Invert/.test(await page.textContent('[data-testid=fix-applied]')), 'the applied fix is not named');
+      const fixed = { probability: Number(await page.textContent('[data-testid=probability]')), probabilityText: (await page.textContent('[data-testid=probability]')).trim(), label: (await page.textContent('[data-testid=label]')).trim() };
+      compare(fixed, cliInverted, XRAY_64_INVERTED);
+      await page.screenshot({ path: join(ARTIFACTS, 'ood-inverted-fixed.png'), fullPage: true });
+
+      await page.setInputFiles('[data-testid=file-input]', [NOT_XRAY, XRAY_64]);
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid=batch-table] tbody tr').length === 2 && !document.querySelector('[data-testid=batch-cancel]'),
+        null, { timeout: IMAGE_TIMEOUT * 2 });
+      const rows = await page.$$eval('[data-testid=batch-table] tbody tr', (rs) => rs.map((r) => ({
+        file: r.querySelector('.file').textContent.trim(), refused: r.dataset.refused, p: r.querySelector('[data-col=probability]').textContent.trim(),
+        label: r.querySelector('[data-col=label]').textContent.trim(),
+      })));
+      const photoRow = rows.find((r) => r.file.startsWith('not_xray'));
+      assert(photoRow && photoRow.refused === 'true' && photoRow.p === '' && photoRow.label === 'refused', `batch row of the photo: ${JSON.stringify(photoRow)}`);
+      assert(rows.find((r) => r.file.startsWith('xray_64'))?.refused === 'false', 'the X-ray row is marked refused');
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=csv-export]')]);
+      const csv = readFileSync(await download.path(), 'utf8');
+      assert(/"not_xray_64.png",,,,[\d.]+,[\d.]+,refused,/.test(csv), `CSV does not mark the photo refused:\n${csv}`);
+
+      await page.selectOption('[data-testid=language]', 'fr');
+      await classify(page, NOT_XRAY, { showAnyway: false });
+      const fr = await page.textContent('[data-testid=ood-refusal]');
+      assert(/ne ressemble pas aux radiographies/.test(fr) && /Afficher le résultat quand même/.test(fr), `refusal not in French: ${fr}`);
+      await page.selectOption('[data-testid=language]', 'en');
+      return `photo refused (no probability/label/heatmap), shown anyway p = ${anyway.probabilityText}; X-ray passed; negative → "Invert" → p = ${fixed.probabilityText}; batch row and CSV marked refused; French refusal`;
     });
   },
 

@@ -4,6 +4,7 @@ use burn::prelude::Device;
 use pneumoscope::card::{ModelCard, TestMetrics, WeightsInfo};
 use pneumoscope::predict::Pipeline;
 use pneumoscope::weights::{codec, sha256_hex};
+use crate::fit_ood;
 use crate::tracking::{self, TrackingArgs, warn_on_error};
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,12 @@ pub struct Args {
     compute: Option<String>,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// Dataset root with `train/` for the OOD statistics (default: the training run's, from
+    /// config.json beside --card, else the folder holding --test).
+    #[arg(long)]
+    ood_data: Option<PathBuf>,
+    #[command(flatten)]
+    ood: fit_ood::Settings,
     /// With --mlflow, the weights, card, report and plots are added to the training run's MLflow
     /// run (from the run folder's mlflow.json), or to a new run.
     #[command(flatten)]
@@ -61,6 +68,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     card.metrics.test = Some(int8_metrics.clone());
 
     std::fs::create_dir_all(&args.out)?;
+    // The OOD statistics of the int8 model, fitted on the training images.
+    let ood_data = fit_ood::data_root(&args.card, args.ood_data.as_deref(), args.test.parent())
+        .context("no training data for the OOD statistics: pass --ood-data DIR (the dataset root with train/)")?;
+    fit_ood::fit_and_record(&int8_pipeline, &args.card, &ood_data, &args.ood, &args.out, &mut card)?;
     std::fs::write(args.out.join(&file), &int8).with_context(|| format!("writing {}", args.out.join(&file).display()))?;
     std::fs::write(args.out.join("model-card.json"), card.to_json())?;
     std::fs::write(args.out.join("classification_report.txt"), classification_report(&int8_metrics, &card.labels, card.threshold))?;
@@ -77,11 +88,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let metrics: Vec<(String, f64)> = named("test_int8", &int8_metrics).into_iter().chain(named("test_f32", &f32_metrics)).collect();
         let metrics: Vec<(&str, f64)> = metrics.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         warn_on_error("test metrics", run.log_metrics(&metrics, 0));
-        for name in [file.as_str(), "model-card.json", "classification_report.txt", "quantization.json", "confusion_matrix.png", "roc.png"] {
+        let ood_file = card.ood.as_ref().map(|o| o.file.clone()).unwrap_or_default();
+        for name in [file.as_str(), ood_file.as_str(), "model-card.json", "classification_report.txt", "quantization.json", "confusion_matrix.png", "roc.png"] {
             warn_on_error("artefact upload", run.log_artifact(&args.out.join(name), "export"));
         }
         warn_on_error("run status", run.set_status("FINISHED"));
     }
-    eprintln!("wrote {} ({} bytes), model-card.json, classification_report.txt, quantization.json, confusion_matrix.png and roc.png to {}", file, int8.len(), args.out.display());
+    eprintln!("wrote {} ({} bytes), {}, model-card.json, classification_report.txt, quantization.json, confusion_matrix.png and roc.png to {}", file, int8.len(), card.ood.as_ref().map(|o| o.file.as_str()).unwrap_or(""), args.out.display());
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod eval;
 mod export;
+mod fit_ood;
 mod import;
 mod predict;
 mod tracking;
@@ -26,6 +27,8 @@ enum Command {
     Eval(eval::Args),
     /// Quantize trained weights to the shipped int8 format with a measured model card.
     Export(export::Args),
+    /// Fit the out-of-distribution statistics for existing weights and record them in the card.
+    FitOod(fit_ood::Args),
     /// Import a torchvision DenseNet state dict (.pth) into our f32 checkpoint format.
     Import(import::Args),
 }
@@ -37,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
+        Command::FitOod(args) => fit_ood::run(args),
     }
 }
 

@@ -1,6 +1,7 @@
 use crate::DeviceChoice;
 use anyhow::Context;
 use pneumoscope::gradcam;
+use pneumoscope::ood::{self, Fix, OodCheck};
 use pneumoscope::predict::{Pipeline, Prediction};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,18 @@ enum Format {
     Json,
     /// A header, then one row per file (for a spreadsheet).
     Csv,
+    /// One sentence per file, for a person.
+    Text,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Rotation {
+    #[value(name = "90")]
+    Clockwise,
+    #[value(name = "180")]
+    Half,
+    #[value(name = "270")]
+    CounterClockwise,
 }
 
 #[derive(clap::Args)]
@@ -32,6 +45,19 @@ pub struct Args {
     /// Heatmap opacity in the overlays, 0–1.
     #[arg(long, default_value_t = 0.45, value_parser = opacity)]
     opacity: f32,
+    /// Give the probability, label and heatmap even for images refused as out of distribution
+    /// (not like the chest X-rays the model was trained on). They mean little there.
+    #[arg(long)]
+    show_anyway: bool,
+    /// Invert the grey levels first (for a negative X-ray).
+    #[arg(long)]
+    invert: bool,
+    /// Rotate clockwise by this many degrees first (after --invert).
+    #[arg(long, value_enum)]
+    rotate: Option<Rotation>,
+    /// Also output the pooled features the OOD check measures (JSON only; for analysis).
+    #[arg(long, hide = true)]
+    features: bool,
 }
 
 fn opacity(text: &str) -> Result<f32, String> {
@@ -60,13 +86,20 @@ struct Row {
     outcome: Result<(Prediction, Option<PathBuf>), String>,
 }
 
-fn analyse(pipeline: &Pipeline, file: &Path, gradcam_dir: Option<&Path>, opacity: f32) -> Row {
+impl Row {
+    /// The result is shown: the input passed the OOD check (or none ran) or the user asked.
+    fn shown(p: &Prediction, show_anyway: bool) -> bool {
+        show_anyway || !p.ood.refused()
+    }
+}
+
+fn analyse(pipeline: &Pipeline, file: &Path, args: &Args, fixes: &[Fix]) -> Row {
     let outcome = (|| {
         let bytes = std::fs::read(file).map_err(|e| format!("cannot read the file: {e}"))?;
-        let (image, prediction) = pipeline.analyse_keeping_image_blocking(&bytes).map_err(|e| e.to_string())?;
-        let overlay = match gradcam_dir {
-            Some(dir) => Some(write_overlay(dir, file, &image, &prediction, opacity).map_err(|e| format!("{e:#}"))?),
-            None => None,
+        let (image, prediction) = pipeline.analyse_keeping_image_blocking(&bytes, fixes).map_err(|e| e.to_string())?;
+        let overlay = match &args.gradcam_dir {
+            Some(dir) if Row::shown(&prediction, args.show_anyway) => Some(write_overlay(dir, file, &image, &prediction, args.opacity).map_err(|e| format!("{e:#}"))?),
+            _ => None,
         };
         Ok((prediction, overlay))
     })();
@@ -74,23 +107,45 @@ fn analyse(pipeline: &Pipeline, file: &Path, gradcam_dir: Option<&Path>, opacity
 }
 
 fn milliseconds(p: &Prediction) -> f64 {
-    p.timings.decode_ms + p.timings.inference_ms + p.timings.gradcam_ms
+    p.timings.decode_ms + p.timings.inference_ms + p.timings.gradcam_ms + p.timings.ood_ms
 }
 
-fn json_line(row: &Row) -> serde_json::Value {
+/// The refusal in words, with what the image looks like when a fix would make it pass.
+fn refusal(p: &Prediction) -> Option<String> {
+    let OodCheck::Refused { distance, threshold, fix, uniform } = p.ood else { return None };
+    let hint = fix.map(|f| format!("; {}", f.hint())).unwrap_or_default();
+    let why = if uniform { "a uniform image, without any detail".to_string() } else { format!("OOD distance {distance:.1} > threshold {threshold:.1}") };
+    Some(format!("{} ({why}){hint}", ood::REFUSAL))
+}
+
+fn band_name(p: &Prediction) -> String {
+    serde_json::to_value(p.band).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+fn json_line(row: &Row, show_anyway: bool, features: bool) -> serde_json::Value {
     match &row.outcome {
         Ok((p, overlay)) => {
             let mut line = json!({
                 "file": row.file,
-                "probability": p.probability,
-                "label": p.label,
-                "band": p.band,
+                "refused": p.ood.refused(),
+                "ood": p.ood,
                 "milliseconds": milliseconds(p),
                 "timings": p.timings,
                 "dicom": p.dicom,
             });
+            if let Some(message) = refusal(p) {
+                line["message"] = json!(message);
+            }
+            if Row::shown(p, show_anyway) {
+                line["probability"] = json!(p.probability);
+                line["label"] = json!(p.label);
+                line["band"] = json!(p.band);
+            }
             if let Some(path) = overlay {
                 line["gradcam"] = json!(path);
+            }
+            if features {
+                line["features"] = json!(p.features);
             }
             line
         }
@@ -98,48 +153,99 @@ fn json_line(row: &Row) -> serde_json::Value {
     }
 }
 
-const CSV_HEADER: [&str; 8] = ["file", "probability", "label", "band", "milliseconds", "gradcam", "dicom_warnings", "error"];
+const CSV_HEADER: [&str; 12] = ["file", "probability", "label", "band", "milliseconds", "gradcam", "dicom_warnings", "ood", "ood_distance", "ood_threshold", "note", "error"];
 
-fn csv_record(row: &Row) -> [String; 8] {
-    let file = row.file.display().to_string();
+fn ood_status(check: &OodCheck) -> &'static str {
+    match check {
+        OodCheck::Unavailable => "unavailable",
+        OodCheck::Passed { .. } => "passed",
+        OodCheck::Refused { .. } => "refused",
+    }
+}
+
+fn csv_record(row: &Row, show_anyway: bool) -> [String; 12] {
+    let mut record: [String; 12] = Default::default();
+    record[0] = row.file.display().to_string();
     match &row.outcome {
-        Ok((p, overlay)) => [
-            file,
-            format!("{:.6}", p.probability),
-            p.label.clone(),
-            serde_json::to_value(p.band).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-            format!("{:.1}", milliseconds(p)),
-            overlay.as_ref().map(|o| o.display().to_string()).unwrap_or_default(),
-            p.dicom.iter().flat_map(|d| &d.warnings).map(ToString::to_string).collect::<Vec<_>>().join("; "),
-            String::new(),
-        ],
-        Err(error) => {
-            let mut record: [String; 8] = Default::default();
-            record[0] = file;
-            record[7] = error.clone();
-            record
+        Ok((p, overlay)) => {
+            if Row::shown(p, show_anyway) {
+                record[1] = format!("{:.6}", p.probability);
+                record[2] = p.label.clone();
+                record[3] = band_name(p);
+            }
+            record[4] = format!("{:.1}", milliseconds(p));
+            record[5] = overlay.as_ref().map(|o| o.display().to_string()).unwrap_or_default();
+            record[6] = p.dicom.iter().flat_map(|d| &d.warnings).map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            record[7] = ood_status(&p.ood).into();
+            if let Some((distance, threshold)) = p.ood.distance() {
+                record[8] = format!("{distance:.3}");
+                record[9] = format!("{threshold:.3}");
+            }
+            record[10] = refusal(p).unwrap_or_default();
         }
+        Err(error) => record[11] = error.clone(),
+    }
+    record
+}
+
+fn text_line(row: &Row, show_anyway: bool, positive: &str) -> String {
+    let file = row.file.display();
+    match &row.outcome {
+        Ok((p, overlay)) => {
+            let mut line = match refusal(p) {
+                Some(message) => format!("{file}: REFUSED — {message}"),
+                None => format!("{file}:"),
+            };
+            if Row::shown(p, show_anyway) {
+                let shown_anyway = if p.ood.refused() { " shown anyway:" } else { "" };
+                line.push_str(&format!("{shown_anyway} {} (probability of {} {:.4}, {})", p.label, positive, p.probability, band_name(p).replace('_', " ")));
+                if let OodCheck::Passed { distance, threshold } = p.ood {
+                    line.push_str(&format!("; OOD distance {distance:.1} ≤ {threshold:.1}"));
+                }
+            }
+            if let Some(path) = overlay {
+                line.push_str(&format!("; heatmap {}", path.display()));
+            }
+            for warning in p.dicom.iter().flat_map(|d| &d.warnings) {
+                line.push_str(&format!("; DICOM: {warning}"));
+            }
+            line
+        }
+        Err(error) => format!("{file}: error — {error}"),
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let pipeline = Pipeline::from_card_file(&args.card, &args.device.device())?;
+    if pipeline.ood.is_none() {
+        eprintln!("warning: {}", ood::UNAVAILABLE);
+    }
     if let Some(dir) = &args.gradcam_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let mut fixes = Vec::new();
+    if args.invert {
+        fixes.push(Fix::Invert);
+    }
+    fixes.extend(args.rotate.map(|r| match r {
+        Rotation::Clockwise => Fix::Rotate90,
+        Rotation::Half => Fix::Rotate180,
+        Rotation::CounterClockwise => Fix::Rotate270,
+    }));
     let mut csv = matches!(args.format, Format::Csv).then(|| csv::Writer::from_writer(std::io::stdout()));
     if let Some(w) = csv.as_mut() {
         w.write_record(CSV_HEADER)?;
     }
     // Streamed: each result is printed as soon as it exists, and nothing is kept.
     for file in &args.files {
-        let row = analyse(&pipeline, file, args.gradcam_dir.as_deref(), args.opacity);
-        match csv.as_mut() {
-            Some(w) => {
-                w.write_record(csv_record(&row))?;
+        let row = analyse(&pipeline, file, &args, &fixes);
+        match (args.format, csv.as_mut()) {
+            (_, Some(w)) => {
+                w.write_record(csv_record(&row, args.show_anyway))?;
                 w.flush()?;
             }
-            None => println!("{}", json_line(&row)),
+            (Format::Text, None) => println!("{}", text_line(&row, args.show_anyway, &pipeline.card.positive_label)),
+            _ => println!("{}", json_line(&row, args.show_anyway, args.features)),
         }
     }
     Ok(())

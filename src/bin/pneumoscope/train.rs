@@ -151,6 +151,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         warn_on_error("run status", run.set_status(status));
     }
     let state = result?;
+    if STOP.load(Ordering::SeqCst) {
+        eprintln!(
+            "interrupted in epoch {} after batch {}: {:.0} s of training so far; continue with --resume --out {}",
+            state.epoch + 1, state.batch, state.train_seconds, files.dir.display()
+        );
+        return Ok(());
+    }
     eprintln!(
         "done: {} epochs, best validation AUC {:.4} (epoch {:?}), {:.0} s of training",
         state.epoch, state.best_auc, state.best_epoch, state.train_seconds

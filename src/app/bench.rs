@@ -1,0 +1,88 @@
+//! A benchmark hook for `scripts/bench.sh`, off the normal UI path: it does nothing unless the
+//! page URL has `?bench=N` (optionally `&benchsize=S`, default the card's input size).
+//!
+//! With it, `window.__pneumoscopeWasmMemory` is the app's `WebAssembly.Memory` (to read its size
+//! between images), and once the model is ready the page times N forwards of a `[1, 3, S, S]`
+//! input (probabilities read back: the same end point as onnxruntime-web's `session.run`) and N
+//! whole analyses (preprocess + forward + Grad-CAM, what one dropped image costs), after one
+//! warm-up of each, then sets `window.__pneumoscopeBench` to
+//! `{backend, size, forward_ms: [...], analyse_ms: [...], gradcam_ms: [...]}` (or `{error}`).
+
+use super::AppState;
+use super::backend::Backend;
+use super::util::yield_now;
+use crate::model::probabilities;
+use crate::predict::Pipeline;
+use burn::prelude::*;
+use image::DynamicImage;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+use web_time::Instant;
+
+fn param(name: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+}
+
+fn set_global(name: &str, value: &JsValue) {
+    if let Some(window) = web_sys::window() {
+        let _ = js_sys::Reflect::set(&window, &JsValue::from_str(name), value);
+    }
+}
+
+/// Called once the model is ready; a no-op without `?bench=`.
+pub fn start_if_requested(state: AppState, pipeline: Rc<Pipeline>) {
+    let Some(runs) = param("bench").and_then(|n| n.parse::<usize>().ok()) else { return };
+    set_global("__pneumoscopeWasmMemory", &wasm_bindgen::memory());
+    if runs == 0 {
+        return;
+    }
+    let size = param("benchsize").and_then(|s| s.parse::<usize>().ok()).unwrap_or(pipeline.card.input_size);
+    let backend = match state.backend.get_untracked() {
+        Some(Backend::WebGpu { .. }) => "webgpu",
+        _ => "cpu",
+    };
+    spawn_local(async move {
+        let result = match run(&pipeline, runs, size).await {
+            Ok((forward, analyse, gradcam)) => serde_json::json!({
+                "backend": backend, "size": size, "forward_ms": forward, "analyse_ms": analyse, "gradcam_ms": gradcam,
+            }),
+            Err(error) => serde_json::json!({ "backend": backend, "size": size, "error": error }),
+        };
+        set_global("__pneumoscopeBench", &js_sys::JSON::parse(&result.to_string()).unwrap_or(JsValue::NULL));
+    });
+}
+
+async fn run(pipeline: &Pipeline, runs: usize, size: usize) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), String> {
+    // A fixed, image-like input (values do not change the cost).
+    let values: Vec<f32> = (0..3 * size * size).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
+    let mut forward = Vec::new();
+    for i in 0..=runs {
+        yield_now().await;
+        let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [1, 3, size, size]), &pipeline.device);
+        let start = Instant::now();
+        let p = probabilities(pipeline.model.forward(x));
+        p.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+        if i > 0 {
+            forward.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    if size != pipeline.card.input_size {
+        // `analyse_image` resizes to the card's size: whole analyses only make sense there.
+        return Ok((forward, Vec::new(), Vec::new()));
+    }
+    let image = DynamicImage::ImageLuma8(image::GrayImage::from_fn(size as u32, size as u32, |x, y| image::Luma([((x * 7 + y * 3) % 256) as u8])));
+    let (mut analyse, mut gradcam) = (Vec::new(), Vec::new());
+    for i in 0..=runs {
+        yield_now().await;
+        let start = Instant::now();
+        let prediction = pipeline.analyse_image(&image).await.map_err(|e| e.to_string())?;
+        if i > 0 {
+            analyse.push(start.elapsed().as_secs_f64() * 1e3);
+            gradcam.push(prediction.timings.gradcam_ms);
+        }
+    }
+    Ok((forward, analyse, gradcam))
+}

@@ -1,0 +1,325 @@
+//! Out-of-distribution refusal: does an input look like the chest X-rays the model was trained
+//! on? A classifier that scores a cat photo "78 % pneumonia" is dangerous, so the pipeline checks
+//! this before it shows any result.
+//!
+//! The feature is what the classifier itself reads: the global-average-pooled DenseNet features
+//! (`ReLU(norm5)` averaged over space, 1024 values for DenseNet121), so the check costs no extra
+//! forward pass. Their distribution over the training X-rays is modelled by probabilistic PCA
+//! (Tipping & Bishop 1999): mean `μ`, the top `k` principal directions `v_i` with variances `λ_i`,
+//! and one variance `σ²` for the `d − k` remaining directions (their mean). The distance is the
+//! Mahalanobis distance under that covariance,
+//!
+//! `D(x)² = Σ_i (v_i·(x − μ))² / λ_i + ‖r‖² / σ²`, with `r` the part of `x − μ` outside the `k`
+//! directions,
+//!
+//! and an input is refused when `D` exceeds the model card's threshold (chosen on validation
+//! X-rays, see `fit`), or when it is uniform (no detail at all: [`is_uniform`]; such images can
+//! land close to the X-rays in feature space). Refused inputs are retried inverted and rotated
+//! ([`Fix`]): a negative or a sideways X-ray that passes once fixed gets a hint rather than only
+//! a refusal.
+
+pub mod fit;
+
+use crate::weights::sha256_hex;
+use image::DynamicImage;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// `format` metadata of the statistics file.
+pub const FORMAT: &str = "pneumoscope-ood-v1";
+
+/// The fitted statistics (the `*.ood.safetensors` file next to the weights).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OodStats {
+    /// `d` feature means.
+    pub mean: Vec<f32>,
+    /// `k × d`, row-major: orthonormal principal directions, largest variance first.
+    pub components: Vec<f32>,
+    /// `k` variances along `components`.
+    pub variances: Vec<f32>,
+    /// The mean variance of the `d − k` directions left out (`σ²`).
+    pub residual_variance: f32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OodError {
+    #[error("the OOD statistics file is not a valid safetensors container (damaged or truncated?): {0}")]
+    Container(String),
+    #[error("the OOD statistics file has format '{found}', expected '{expected}'")]
+    Format { found: String, expected: String },
+    #[error("the OOD statistics file is malformed: {0}")]
+    Malformed(String),
+    #[error("the OOD statistics' sha256 is {found}, the model card expects {expected} (corrupted download?)")]
+    Hash { found: String, expected: String },
+    #[error("the OOD statistics describe {stats}-dimensional features but the model gives {model}; refit them with `pneumoscope fit-ood`")]
+    Dimension { stats: usize, model: usize },
+}
+
+fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+impl OodStats {
+    /// Feature dimension `d`.
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Number of principal directions `k`.
+    pub fn rank(&self) -> usize {
+        self.variances.len()
+    }
+
+    /// The PPCA Mahalanobis distance `D(x)` of one feature vector (computed in f64).
+    pub fn distance(&self, features: &[f32]) -> f32 {
+        let centred: Vec<f64> = features.iter().zip(&self.mean).map(|(x, m)| *x as f64 - *m as f64).collect();
+        let total: f64 = centred.iter().map(|c| c * c).sum();
+        let (mut inside, mut explained) = (0.0, 0.0);
+        for (row, variance) in self.components.chunks_exact(self.dim()).zip(&self.variances) {
+            let z: f64 = row.iter().zip(&centred).map(|(v, c)| *v as f64 * c).sum();
+            inside += z * z / *variance as f64;
+            explained += z * z;
+        }
+        let residual = (total - explained).max(0.0);
+        (inside + residual / self.residual_variance as f64).sqrt() as f32
+    }
+
+    /// Serialises to the safetensors container (tensors `mean`, `components`, `variances`,
+    /// `residual_variance`; metadata `format`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let (d, k) = (self.dim(), self.rank());
+        let tensors = [
+            ("mean", vec![d], le_bytes(&self.mean)),
+            ("components", vec![k, d], le_bytes(&self.components)),
+            ("variances", vec![k], le_bytes(&self.variances)),
+            ("residual_variance", vec![1], le_bytes(&[self.residual_variance])),
+        ];
+        let views: Vec<(&str, TensorView)> = tensors
+            .iter()
+            .map(|(name, shape, data)| (*name, TensorView::new(Dtype::F32, shape.clone(), data).expect("consistent tensor")))
+            .collect();
+        let metadata = HashMap::from([("format".to_string(), FORMAT.to_string())]);
+        safetensors::serialize(views, Some(metadata)).expect("serialising in memory cannot fail")
+    }
+
+    /// Reads the container, checking every shape and value.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, OodError> {
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| OodError::Container(e.to_string()))?;
+        let format = meta.metadata().as_ref().and_then(|m| m.get("format").cloned()).unwrap_or_default();
+        if format != FORMAT {
+            return Err(OodError::Format { found: format, expected: FORMAT.into() });
+        }
+        let st = SafeTensors::deserialize(bytes).map_err(|e| OodError::Container(e.to_string()))?;
+        let tensor = |name: &str| -> Result<(Vec<usize>, Vec<f32>), OodError> {
+            let view = st.tensor(name).map_err(|_| OodError::Malformed(format!("no tensor '{name}'")))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(OodError::Malformed(format!("'{name}' is {:?}, expected F32", view.dtype())));
+            }
+            Ok((view.shape().to_vec(), f32s(view.data())))
+        };
+        let (mean_shape, mean) = tensor("mean")?;
+        let (components_shape, components) = tensor("components")?;
+        let (variances_shape, variances) = tensor("variances")?;
+        let (_, residual) = tensor("residual_variance")?;
+        let (d, k) = (mean.len(), variances.len());
+        if mean_shape != [d] || variances_shape != [k] || components_shape != [k, d] || residual.len() != 1 || d == 0 || k >= d {
+            return Err(OodError::Malformed(format!(
+                "shapes mean {mean_shape:?}, components {components_shape:?}, variances {variances_shape:?} do not fit together"
+            )));
+        }
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        if !finite(&mean) || !finite(&components) || !variances.iter().chain(&residual).all(|v| v.is_finite() && *v > 0.0) {
+            return Err(OodError::Malformed("non-finite values or non-positive variances".into()));
+        }
+        Ok(Self { mean, components, variances, residual_variance: residual[0] })
+    }
+
+    /// Checks the bytes against the card's sha256, then reads them.
+    pub fn load(bytes: &[u8], expected_sha256: &str) -> Result<Self, OodError> {
+        let found = sha256_hex(bytes);
+        if !found.eq_ignore_ascii_case(expected_sha256) {
+            return Err(OodError::Hash { found, expected: expected_sha256.to_string() });
+        }
+        Self::from_bytes(bytes)
+    }
+}
+
+/// A transformation that may turn a refused input into an X-ray the model knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fix {
+    /// Negative ↔ positive grey levels.
+    Invert,
+    /// Rotate 90° clockwise.
+    Rotate90,
+    Rotate180,
+    /// Rotate 90° counter-clockwise.
+    Rotate270,
+}
+
+impl Fix {
+    /// The fixes tried on a refused input, in order of preference.
+    pub const ALL: [Fix; 4] = [Fix::Invert, Fix::Rotate90, Fix::Rotate270, Fix::Rotate180];
+
+    pub fn apply(self, image: &DynamicImage) -> DynamicImage {
+        match self {
+            Fix::Invert => {
+                let mut out = image.clone();
+                out.invert();
+                out
+            }
+            Fix::Rotate90 => image.rotate90(),
+            Fix::Rotate180 => image.rotate180(),
+            Fix::Rotate270 => image.rotate270(),
+        }
+    }
+}
+
+/// The verdict on one input.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum OodCheck {
+    /// The weights came without OOD statistics (an older model card): nothing was checked.
+    Unavailable,
+    /// Looks like the training X-rays: `distance ≤ threshold`.
+    Passed { distance: f32, threshold: f32 },
+    /// Does not look like a chest X-ray the model was trained on. `fix`: a transformation after
+    /// which it would pass (e.g. the image looks inverted). `uniform`: refused because the image
+    /// has no detail at all, whatever its distance.
+    Refused {
+        distance: f32,
+        threshold: f32,
+        fix: Option<Fix>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        uniform: bool,
+    },
+}
+
+impl OodCheck {
+    pub fn refused(&self) -> bool {
+        matches!(self, OodCheck::Refused { .. })
+    }
+
+    pub fn fix(&self) -> Option<Fix> {
+        match self {
+            OodCheck::Refused { fix, .. } => *fix,
+            _ => None,
+        }
+    }
+
+    /// `(distance, threshold)` when the check ran.
+    pub fn distance(&self) -> Option<(f32, f32)> {
+        match *self {
+            OodCheck::Unavailable => None,
+            OodCheck::Passed { distance, threshold } | OodCheck::Refused { distance, threshold, .. } => Some((distance, threshold)),
+        }
+    }
+}
+
+/// Grey levels (0–1) varying by less than this (standard deviation) make a uniform image.
+pub const UNIFORM_STD: f32 = 0.01;
+
+/// Whether a model input (normalised CHW floats, `norm` as in the card) is (nearly) one flat
+/// colour: no radiograph is. Every channel's standard deviation, back in 0–1 grey levels, is
+/// below [`UNIFORM_STD`].
+pub fn is_uniform(pixels: &[f32], norm: &crate::card::Normalisation) -> bool {
+    let plane = pixels.len() / 3;
+    pixels.chunks_exact(plane.max(1)).zip(norm.std).all(|(channel, std)| {
+        let n = channel.len().max(1) as f64;
+        let mean = channel.iter().map(|v| *v as f64).sum::<f64>() / n;
+        let variance = channel.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
+        ((variance.sqrt() * std as f64) as f32) < UNIFORM_STD
+    })
+}
+
+/// Plain-English wording shared by the CLI (the web app has its own translated texts).
+pub const REFUSAL: &str = "This does not look like a chest X-ray the model was trained on";
+pub const UNAVAILABLE: &str = "OOD check unavailable: this model card has no OOD statistics (fit them with `pneumoscope fit-ood`)";
+
+impl Fix {
+    /// What the refused input looks like, for the CLI.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Fix::Invert => "it looks inverted (a negative): try --invert",
+            Fix::Rotate90 => "it looks rotated: try --rotate 90 (clockwise)",
+            Fix::Rotate180 => "it looks upside down: try --rotate 180",
+            Fix::Rotate270 => "it looks rotated: try --rotate 270 (counter-clockwise)",
+        }
+    }
+}
+
+/// Statistics and the card's threshold, as the pipeline uses them.
+#[derive(Debug, Clone)]
+pub struct OodModel {
+    pub stats: OodStats,
+    pub threshold: f32,
+}
+
+impl OodModel {
+    pub fn passes(&self, features: &[f32]) -> (f32, bool) {
+        let distance = self.stats.distance(features);
+        (distance, distance <= self.threshold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> OodStats {
+        OodStats {
+            mean: vec![1.0, 2.0, 3.0],
+            components: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            variances: vec![4.0, 1.0],
+            residual_variance: 0.25,
+        }
+    }
+
+    #[test]
+    fn distance_is_mahalanobis_under_the_ppca_covariance() {
+        // Axis-aligned: D² = (2/2)² + (1/1)² + (0.5/0.5)² = 3.
+        let d = stats().distance(&[3.0, 3.0, 3.5]);
+        assert!((d - 3f32.sqrt()).abs() < 1e-6, "{d}");
+        assert_eq!(stats().distance(&[1.0, 2.0, 3.0]), 0.0);
+    }
+
+    #[test]
+    fn file_round_trips_and_is_checked() {
+        let s = stats();
+        let bytes = s.to_bytes();
+        assert_eq!(OodStats::from_bytes(&bytes).unwrap(), s);
+        assert_eq!(OodStats::load(&bytes, &sha256_hex(&bytes)).unwrap(), s);
+        let wrong = OodStats::load(&bytes, &"0".repeat(64)).unwrap_err();
+        assert!(matches!(wrong, OodError::Hash { .. }), "{wrong}");
+        assert!(matches!(OodStats::from_bytes(&bytes[..bytes.len() - 7]), Err(OodError::Container(_))));
+        assert!(matches!(OodStats::from_bytes(b"nonsense"), Err(OodError::Container(_))));
+        // A weights file is not a statistics file.
+        let other = safetensors::serialize(
+            [("mean", TensorView::new(Dtype::F32, vec![1], &[0u8; 4]).unwrap())],
+            Some(HashMap::from([("format".to_string(), "pneumoscope-int8-v1".to_string())])),
+        )
+        .unwrap();
+        assert!(matches!(OodStats::from_bytes(&other), Err(OodError::Format { .. })));
+        let mut bad = s.clone();
+        bad.variances[1] = 0.0;
+        assert!(matches!(OodStats::from_bytes(&bad.to_bytes()), Err(OodError::Malformed(_))));
+    }
+
+    #[test]
+    fn fixes_invert_and_rotate() {
+        let img = DynamicImage::ImageLuma8(image::GrayImage::from_fn(3, 2, |x, y| image::Luma([(x * 10 + y * 100) as u8])));
+        let norm = crate::card::Normalisation::imagenet();
+        assert!(!is_uniform(&crate::preprocess::pixels_chw(&img, 8, &norm), &norm));
+        let flat = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(5, 5, image::Rgb([200, 30, 90])));
+        assert!(is_uniform(&crate::preprocess::pixels_chw(&flat, 8, &norm), &norm));
+        let inverted = Fix::Invert.apply(&img).to_luma8();
+        assert_eq!(inverted.get_pixel(1, 1)[0], 255 - 110);
+        assert_eq!(Fix::Rotate90.apply(&img).width(), 2);
+        assert_eq!(Fix::Rotate180.apply(&img).to_luma8().get_pixel(0, 0)[0], 120);
+    }
+}
