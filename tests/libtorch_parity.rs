@@ -7,6 +7,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use pneumoscope::model::DenseNetConfig;
 use pneumoscope::predict::Pipeline;
+use pneumoscope::train::backend::Backend;
 use pneumoscope::weights::import::import_torchvision;
 use std::path::Path;
 
@@ -26,7 +27,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 fn shipped_model_gives_the_same_probabilities_on_libtorch() {
     let card = Path::new("weights/model-card.json");
     let flex = Pipeline::from_card_file(card, &Device::flex()).unwrap();
-    let torch = Pipeline::from_card_file(card, &Device::libtorch()).unwrap();
+    let torch = Pipeline::from_card_file(card, &Backend::Libtorch.device().unwrap()).unwrap();
     let (mut worst_p, mut worst_cam) = (0.0f32, 0.0f32);
     for path in XRAYS {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -60,7 +61,7 @@ fn gradients(device: &Device) -> Vec<f32> {
 #[test]
 fn training_gradients_match_flex() {
     let a = gradients(&Device::flex());
-    let b = gradients(&Device::libtorch());
+    let b = gradients(&Backend::Libtorch.device().unwrap());
     let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let d = max_diff(&a, &b);
     eprintln!("classifier gradient: max |Δ| {d:.2e} (max |g| {scale:.2e})");

@@ -23,6 +23,9 @@ impl Backend {
         match self {
             Backend::Flex => Ok(Device::flex()),
             #[cfg(feature = "libtorch")]
+            // burn 0.22 deprecates its tch backend in favour of its CubeCL ones, none of which has
+            // a CPU path we can build offline; it is still the fastest CPU trainer available.
+            #[allow(deprecated)]
             Backend::Libtorch => Ok(Device::libtorch()),
             #[cfg(not(feature = "libtorch"))]
             Backend::Libtorch => anyhow::bail!(

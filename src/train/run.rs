@@ -94,6 +94,13 @@ impl RunFiles {
     pub fn best_card(&self) -> PathBuf { self.dir.join("best-card.json") }
     pub fn mlflow(&self) -> PathBuf { self.dir.join("mlflow.json") }
 
+    /// The configuration a run was started with (what `--resume` continues).
+    pub fn saved_config(&self) -> anyhow::Result<TrainConfig> {
+        let text = std::fs::read_to_string(self.config())
+            .with_context(|| format!("resuming: no config.json in {} (is it a run folder?)", self.dir.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("resuming: {} is not a run configuration", self.config().display()))
+    }
+
     /// A new run must not overwrite an earlier one.
     pub fn ensure_fresh(&self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.checkpoint().exists(), "{} already holds a run; use --resume or another --out", self.dir.display());
@@ -286,7 +293,7 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
     let files = RunFiles { dir: config.out.clone() };
     std::fs::create_dir_all(&files.dir)?;
     let config = if resume {
-        serde_json::from_str(&std::fs::read_to_string(files.config()).context("resuming: no config.json in the run folder")?)?
+        files.saved_config()?
     } else {
         files.ensure_fresh()?;
         write_atomic(&files.config(), serde_json::to_string_pretty(&config)?.as_bytes())?;

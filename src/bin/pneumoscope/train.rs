@@ -10,9 +10,10 @@ use std::sync::atomic::Ordering;
 #[derive(clap::Args)]
 pub struct Args {
     /// Dataset root: `DIR/train/{CLASS}/*.jpeg` (+ optional `DIR/val/`); class names come from
-    /// the folder names. Two classes → one sigmoid output; N classes → softmax.
-    #[arg(long)]
-    data: PathBuf,
+    /// the folder names. Two classes → one sigmoid output; N classes → softmax. Not needed with
+    /// --resume (the run's config.json names it).
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<PathBuf>,
     /// Run folder: config, split, metrics.csv, checkpoints, best weights.
     #[arg(long, default_value = "runs/densenet121")]
     out: PathBuf,
@@ -89,33 +90,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     args.backend.device()?; // an unavailable backend fails before any data is read
-    let classes = pneumoscope::train::data::scan(&train_root(&args.data))?.classes.len();
-    let outputs = if classes == 2 { 1 } else { classes };
-    let model = if args.tiny { pneumoscope::model::DenseNetConfig::tiny(outputs) } else { config_for_depth(args.depth, outputs)? };
-    let mut augmentation = if args.no_augment { Augmentation::none() } else { Augmentation::default() };
-    augmentation.horizontal_flip &= !args.no_flip;
-    let config = TrainConfig {
-        data: args.data,
-        out: args.out,
-        init: args.init,
-        model,
-        image_size: args.image_size,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        min_learning_rate: args.min_lr,
-        plateau_patience: args.plateau_patience,
-        plateau_factor: args.plateau_factor,
-        early_stopping_patience: args.early_stopping,
-        val_fraction: args.val_fraction,
-        min_val_images: args.min_val_images,
-        seed: args.seed,
-        augmentation,
-        class_weights: !args.no_class_weights,
-        frozen_epochs: args.frozen_epochs,
-        checkpoint_minutes: args.checkpoint_minutes,
-        limit: args.limit,
-    };
+    let config = if args.resume { RunFiles { dir: args.out.clone() }.saved_config()? } else { fresh_config(&args)? };
     ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {
             std::process::exit(130); // second Ctrl-C: leave now
@@ -163,4 +138,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         state.epoch, state.best_auc, state.best_epoch, state.train_seconds
     );
     Ok(())
+}
+
+/// The run configuration from the command line (a new run).
+fn fresh_config(args: &Args) -> anyhow::Result<TrainConfig> {
+    let data = args.data.clone().expect("clap requires --data without --resume");
+    let classes = pneumoscope::train::data::scan(&train_root(&data))?.classes.len();
+    let outputs = if classes == 2 { 1 } else { classes };
+    let model = if args.tiny { pneumoscope::model::DenseNetConfig::tiny(outputs) } else { config_for_depth(args.depth, outputs)? };
+    let mut augmentation = if args.no_augment { Augmentation::none() } else { Augmentation::default() };
+    augmentation.horizontal_flip &= !args.no_flip;
+    Ok(TrainConfig {
+        data,
+        out: args.out.clone(),
+        init: args.init.clone(),
+        model,
+        image_size: args.image_size,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        min_learning_rate: args.min_lr,
+        plateau_patience: args.plateau_patience,
+        plateau_factor: args.plateau_factor,
+        early_stopping_patience: args.early_stopping,
+        val_fraction: args.val_fraction,
+        min_val_images: args.min_val_images,
+        seed: args.seed,
+        augmentation,
+        class_weights: !args.no_class_weights,
+        frozen_epochs: args.frozen_epochs,
+        checkpoint_minutes: args.checkpoint_minutes,
+        limit: args.limit,
+    })
 }
