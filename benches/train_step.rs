@@ -52,9 +52,9 @@ fn main() {
     let batch: usize = arg("--batch", "16").parse().expect("batch");
     let steps: usize = arg("--steps", "3").parse().expect("steps");
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let all: Vec<Backend> = Backend::value_variants().iter().copied().filter(|b| b.available()).collect();
+    let all = Backend::cpu_backends();
     let all = all.iter().map(|b| format!("{b:?}").to_lowercase()).collect::<Vec<_>>().join(",");
-    let backends: Vec<Backend> = arg("--backend", &all).split(',').map(|s| Backend::from_str(s, true).expect("backend: flex or libtorch")).collect();
+    let backends: Vec<Backend> = arg("--backend", &all).split(',').map(|s| Backend::from_str(s, true).expect("backend: flex, libtorch or wgpu")).collect();
     for b in &backends {
         if let Err(e) = b.device() {
             panic!("{e}");

@@ -1,14 +1,17 @@
 // Pneumoscope service worker: keeps the app shell, the wasm and the weights in a local cache so
 // that after one visit the app loads and classifies with the network cut. It only ever fetches
 // this site's own files; nothing is sent anywhere.
+//
+// Every file is downloaded once: install stores only the small shell; the wasm and the weights
+// are stored as the page fetches them through this worker (boot.js waits for it to take control
+// before it loads them), instead of a second, parallel download during install.
 const CACHE = 'pneumoscope-v1';
 const scope = new URL(self.registration.scope);
 
-// The files of the current build, read from index.html (the wasm and JS names carry content
-// hashes), plus the model card (the weights are added by `cacheWeights`). Kept as absolute URLs in one set:
-// `cache.addAll` rejects a list with the same request twice, and a rejected install silently
-// discards the whole service worker.
-async function buildFiles() {
+// The small files of the current build, read from index.html (the JS name carries a content
+// hash), plus the model card. Kept as absolute URLs in one set: `cache.addAll` rejects a list
+// with the same request twice, and a rejected install silently discards the whole service worker.
+async function shellFiles() {
   const files = new Set();
   const add = (path) => {
     const url = new URL(path, scope);
@@ -16,7 +19,7 @@ async function buildFiles() {
   };
   ['./', 'index.html', 'manifest.webmanifest', 'boot.js', 'weights/model-card.json'].forEach(add);
   const html = await (await fetch('./', { cache: 'no-cache' })).text();
-  for (const match of html.matchAll(/(?:href|src|data-js|data-wasm)="([^"]+)"/g)) add(match[1]);
+  for (const match of html.matchAll(/(?:href|src|data-js)="([^"]+)"/g)) add(match[1]);
   return [...files];
 }
 
@@ -37,32 +40,10 @@ async function store(cache, key, response, url) {
   await cache.put(key, response);
 }
 
-// The model card was just stored by `addAll`: read it from there rather than download it again.
-// The weights and the out-of-distribution statistics it names are stored the same way.
-async function cacheWeights(cache) {
-  try {
-    const card = await (await cache.match(new URL('weights/model-card.json', scope).href)).json();
-    for (const file of [card.weights, card.ood]) {
-      if (!file || !file.file) continue;
-      const url = new URL(contentUrl(file));
-      const response = await fetch(url);
-      if (response.ok) await store(cache, url.href, response, url);
-    }
-  } catch (error) {
-    console.warn('service worker: weights not cached yet', error);
-  }
-}
-
-// Must match the URLs the app fetches (src/app/loader.rs): the sha256 makes them change with the file.
-function contentUrl(file) {
-  return new URL(`weights/${file.file}?sha256=${file.sha256}`, scope).href;
-}
-
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
-    await cache.addAll(await buildFiles());
-    await cacheWeights(cache);
+    await cache.addAll(await shellFiles());
     await self.skipWaiting();
   })());
 });

@@ -1,6 +1,7 @@
 //! `pneumoscope predict` end to end with the shipped weights: JSON and CSV output agree, bad
 //! files get an error row while the others go on, `--gradcam-dir` writes the overlays, and
-//! inputs unlike the training X-rays are refused (out-of-distribution check).
+//! inputs unlike the training X-rays are refused (out-of-distribution check); `train --resume`
+//! needs only the run folder.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -178,4 +179,16 @@ fn csv_and_json_agree_and_overlays_are_written() {
     }
     assert_eq!(std::fs::read_dir(&overlays).unwrap().count(), 2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn resume_reads_the_run_folder_and_needs_no_data_option() {
+    let empty = temp_dir("resume-empty");
+    let out = Command::new(env!("CARGO_BIN_EXE_pneumoscope")).args(["train", "--resume", "--out"]).arg(&empty).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no config.json"), "{stderr}");
+    assert!(!stderr.contains("--data"), "--resume must not ask for --data: {stderr}");
+    let fresh = Command::new(env!("CARGO_BIN_EXE_pneumoscope")).args(["train", "--out"]).arg(&empty).output().unwrap();
+    assert!(String::from_utf8_lossy(&fresh.stderr).contains("--data"), "a new run still needs --data");
 }

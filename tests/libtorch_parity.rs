@@ -3,12 +3,11 @@
 //! the tiny model. Runs only in a `--features libtorch` build (see the README).
 #![cfg(feature = "libtorch")]
 
-use burn::optim::GradientsParams;
+mod common;
+
 use burn::prelude::*;
-use pneumoscope::model::DenseNetConfig;
 use pneumoscope::predict::Pipeline;
 use pneumoscope::train::backend::Backend;
-use pneumoscope::weights::import::import_torchvision;
 use std::path::Path;
 
 const XRAYS: [&str; 4] = [
@@ -44,26 +43,7 @@ fn shipped_model_gives_the_same_probabilities_on_libtorch() {
     assert!(worst_cam <= 1e-3, "max |ΔGrad-CAM| = {worst_cam}");
 }
 
-/// Gradients of the training loss (the tiny model, batch of 2): what a training step sees.
-fn gradients(device: &Device) -> Vec<f32> {
-    let device = device.clone().autodiff();
-    let (model, _) = import_torchvision(Path::new("tests/fixtures/tiny_binary.pth"), &DenseNetConfig::tiny(1), &device).unwrap();
-    let x: Vec<f32> = (0..2 * 3 * 64 * 64).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
-    let x = Tensor::<4>::from_data(TensorData::new(x, [2, 3, 64, 64]), &device);
-    let logits = model.forward(x);
-    let y = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0], [2, 1]), &device);
-    let loss = (logits.clone().clamp_min(0.0) - logits.clone() * y + logits.abs().neg().exp().add_scalar(1.0).log()).mean();
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let g = grads.get::<2>(model.classifier.weight.id).expect("classifier gradient");
-    g.into_data().try_to_vec().unwrap()
-}
-
 #[test]
 fn training_gradients_match_flex() {
-    let a = gradients(&Device::flex());
-    let b = gradients(&Backend::Libtorch.device().unwrap());
-    let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let d = max_diff(&a, &b);
-    eprintln!("classifier gradient: max |Δ| {d:.2e} (max |g| {scale:.2e})");
-    assert!(d <= 1e-4 * scale.max(1.0), "max |Δgrad| = {d}");
+    common::assert_same_training_gradients(&Backend::Libtorch.device().unwrap());
 }

@@ -1,5 +1,8 @@
 //! The same golden forward pass on burn's wgpu backend (in CI: Mesa's lavapipe Vulkan driver
-//! on the CPU), so the GPU path is checked against PyTorch too. Probabilities within 1e-4.
+//! on the CPU), so the GPU path is checked against PyTorch too. Probabilities within 1e-4; a
+//! training step's gradient (`train --backend wgpu`) within 1e-4 of flex's.
+
+mod common;
 
 use burn::prelude::*;
 use pneumoscope::model::{DenseNetConfig, probabilities};
@@ -21,4 +24,9 @@ fn wgpu_forward_matches_pytorch() {
     let expected = floats(&golden["models"]["tiny_binary"]["probabilities"]);
     let diff = ours.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     assert!(diff <= 1e-4, "wgpu max |Δprob| = {diff}");
+}
+
+#[test]
+fn wgpu_training_gradients_match_flex() {
+    common::assert_same_training_gradients(&pneumoscope::train::backend::Backend::Wgpu.device().unwrap());
 }

@@ -499,8 +499,9 @@ const checks = {
     });
   },
 
-  async offline({ url, cli }) {
+  async offline({ url, cli, server }) {
     return withBrowser(async ({ context, page }) => {
+      const serverStart = server.log.length;
       await open(page, url);
       await page.evaluate(() => navigator.serviceWorker.ready);
       // Wait until the service worker has stored the weights.
@@ -511,6 +512,16 @@ const checks = {
         }
         return false;
       }, null, { timeout: 120_000, polling: 500 });
+      // A first visit downloads the wasm and each weights file once (the service worker stores
+      // what the page fetches; it does not fetch them a second time itself).
+      const downloads = new Map();
+      for (const r of server.log.slice(serverStart)) {
+        if (/\.(wasm|safetensors)$/.test(r.path.split('?')[0])) downloads.set(r.path, (downloads.get(r.path) ?? 0) + 1);
+      }
+      const twice = [...downloads].filter(([, n]) => n > 1).map(([path, n]) => `${path} ×${n}`);
+      assert(twice.length === 0, `first visit downloaded files more than once: ${twice.join(', ')}`);
+      assert([...downloads.keys()].some((p) => /\.wasm$/.test(p)) && [...downloads.keys()].some((p) => /\.safetensors/.test(p)),
+        `first visit: expected the wasm and the weights from the server, saw ${[...downloads.keys()].join(', ')}`);
       await context.setOffline(true);
       await page.reload();
       await open(page, url.replace(/$/, ''));
@@ -518,7 +529,7 @@ const checks = {
       compare(shown, cli, PNEUMONIA[4]);
       await page.screenshot({ path: join(ARTIFACTS, 'offline.png'), fullPage: true });
       await context.setOffline(false);
-      return `reloaded and classified offline (p = ${shown.probabilityText})`;
+      return `first visit downloaded ${downloads.size} wasm/weights files once each; reloaded and classified offline (p = ${shown.probabilityText})`;
     });
   },
 };

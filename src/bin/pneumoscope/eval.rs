@@ -72,7 +72,7 @@ pub fn write_plots(out: &Path, metrics: &TestMetrics, scores: &[f32], truth: &[b
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let pipeline = Pipeline::from_card_file(&args.card, &args.device.device())?;
+    let pipeline = Pipeline::from_card_file(&args.card, &args.device.device()?)?;
     let (metrics, scores, truth) = evaluate(&pipeline, &args.data, args.batch_size)?;
     let report = classification_report(&metrics, &pipeline.card.labels, pipeline.card.threshold);
     print!("{report}");

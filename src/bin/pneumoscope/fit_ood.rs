@@ -215,7 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     card.ood = None;
     let weights = weights_path(&args.card, &card);
     let bytes = std::fs::read(&weights).with_context(|| format!("reading weights {}", weights.display()))?;
-    let pipeline = Pipeline::load(card.clone(), &bytes, &args.device.device()).with_context(|| format!("loading weights {}", weights.display()))?;
+    let pipeline = Pipeline::load(card.clone(), &bytes, &args.device.device()?).with_context(|| format!("loading weights {}", weights.display()))?;
     let dir = args.card.parent().unwrap_or(Path::new(".")).to_path_buf();
     let data = data_root(&args.card, args.data.as_deref(), None).context("no training data: pass --data DIR (the dataset root with train/)")?;
     let fitted = fit_and_record(&pipeline, &args.card, &data, &args.settings, &dir, &mut card)?;

@@ -54,10 +54,11 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
-    pub fn device(self) -> burn::prelude::Device {
+    /// The device, or an error when `wgpu` finds no GPU adapter.
+    pub fn device(self) -> anyhow::Result<burn::prelude::Device> {
         match self {
-            DeviceChoice::Cpu => burn::prelude::Device::flex(),
-            DeviceChoice::Wgpu => burn::prelude::Device::wgpu(Default::default()),
+            DeviceChoice::Cpu => Ok(burn::prelude::Device::flex()),
+            DeviceChoice::Wgpu => pneumoscope::train::backend::Backend::Wgpu.device(),
         }
     }
 }

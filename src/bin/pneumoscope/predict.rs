@@ -216,7 +216,7 @@ fn text_line(row: &Row, show_anyway: bool, positive: &str) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let pipeline = Pipeline::from_card_file(&args.card, &args.device.device())?;
+    let pipeline = Pipeline::from_card_file(&args.card, &args.device.device()?)?;
     if pipeline.ood.is_none() {
         eprintln!("warning: {}", ood::UNAVAILABLE);
     }

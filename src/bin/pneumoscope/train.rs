@@ -21,8 +21,9 @@ pub struct Args {
     /// (all other options are read from its config.json).
     #[arg(long)]
     resume: bool,
-    /// CPU backend to compute on: flex (burn's own) or libtorch (PyTorch's C++ library; needs a
-    /// build with `--features libtorch`, see the README). Not saved in the run: a --resume may switch.
+    /// Backend to compute on: flex (burn's own, CPU), libtorch (PyTorch's C++ library on the CPU;
+    /// needs a build with `--features libtorch`, see the README) or wgpu (a GPU through
+    /// Vulkan / Metal / DX12). Not saved in the run: a --resume may switch.
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     backend: Backend,
     /// Weights to start from. A torchvision DenseNet checkpoint (e.g. densenet121-a639ec97.pth)
