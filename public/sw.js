@@ -38,6 +38,22 @@ async function store(cache, key, response, url) {
     return;
   }
   await cache.put(key, response);
+  await dropOlderVersions(cache, url);
+}
+
+// One copy of each file: a new build's wasm, or new weights, replaces the previous version
+// instead of piling up in the cache with every update of the app.
+function stem(url) {
+  if (url.searchParams.has('sha256')) return url.pathname;
+  return url.pathname.replace(/-[0-9a-f]{16}(_bg)?\.(js|wasm|css)$/, '$1.$2');
+}
+
+async function dropOlderVersions(cache, url) {
+  if (!immutable(url)) return;
+  for (const request of await cache.keys()) {
+    const other = new URL(request.url);
+    if (other.href !== url.href && immutable(other) && stem(other) === stem(url)) await cache.delete(request);
+  }
 }
 
 self.addEventListener('install', (event) => {
