@@ -94,11 +94,14 @@ impl RunFiles {
     pub fn best_card(&self) -> PathBuf { self.dir.join("best-card.json") }
     pub fn mlflow(&self) -> PathBuf { self.dir.join("mlflow.json") }
 
-    /// The configuration a run was started with (what `--resume` continues).
+    /// The configuration a run was started with (what `--resume` continues), pointing at this
+    /// folder even if the run was moved since.
     pub fn saved_config(&self) -> anyhow::Result<TrainConfig> {
         let text = std::fs::read_to_string(self.config())
             .with_context(|| format!("resuming: no config.json in {} (is it a run folder?)", self.dir.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("resuming: {} is not a run configuration", self.config().display()))
+        let saved: TrainConfig =
+            serde_json::from_str(&text).with_context(|| format!("resuming: {} is not a run configuration", self.config().display()))?;
+        Ok(TrainConfig { out: self.dir.clone(), ..saved })
     }
 
     /// A new run must not overwrite an earlier one.
