@@ -7,6 +7,8 @@
 // before it loads them), instead of a second, parallel download during install.
 const CACHE = 'pneumoscope-v1';
 const scope = new URL(self.registration.scope);
+// Trunk's content-hashed build outputs: `name-<16 hex>.js`, `name-<16 hex>_bg.wasm`, `name-<16 hex>.css`.
+const HASHED_BUILD_FILE = /-[0-9a-f]{16}(_bg)?\.(js|wasm|css)$/;
 
 // The small files of the current build, read from index.html (the JS name carries a content
 // hash), plus the model card. Kept as absolute URLs in one set: `cache.addAll` rejects a list
@@ -45,7 +47,7 @@ async function store(cache, key, response, url) {
 // instead of piling up in the cache with every update of the app.
 function stem(url) {
   if (url.searchParams.has('sha256')) return url.pathname;
-  return url.pathname.replace(/-[0-9a-f]{16}(_bg)?\.(js|wasm|css)$/, '$1.$2');
+  return url.pathname.replace(HASHED_BUILD_FILE, '$1.$2');
 }
 
 async function dropOlderVersions(cache, url) {
@@ -74,7 +76,7 @@ self.addEventListener('activate', (event) => {
 // Content-addressed files (hashed build outputs, weights named by their sha256) never change:
 // cache first. Everything else (the page, the card, boot.js): network first, cache when offline.
 function immutable(url) {
-  return url.searchParams.has('sha256') || /-[0-9a-f]{16}(_bg)?\.(js|wasm|css)$/.test(url.pathname);
+  return url.searchParams.has('sha256') || HASHED_BUILD_FILE.test(url.pathname);
 }
 
 self.addEventListener('fetch', (event) => {
