@@ -137,7 +137,8 @@ def main():
         a = find(rows, group="browser", impl="ours", backend=b, kind="analyse")
         g = find(rows, group="browser", impl="ours", backend=b, kind="gradcam")
         if a:
-            table.append(("browser", f"our app path ({b}): preprocess + {a['size']}² forward + Grad-CAM, ms/image", ms(a)[0], "", "", "", ""))
+            what = f"{a.get('image', 'synthetic input')}, OOD check {a.get('ood', '?')}"
+            table.append(("browser", f"our app path ({b}): decode + preprocess + {a['size']}² forward + OOD check + Grad-CAM ({what}), ms/image", ms(a)[0], "", "", "", ""))
         if g:
             table.append(("browser", f"of which Grad-CAM ({b}), ms", ms(g)[0], "", "", "", ""))
     for r in rows:

@@ -7,8 +7,8 @@
 //
 // Prints JSON lines (one per figure) on stdout, progress on stderr. Everything is served from
 // 127.0.0.1 by this script: dist/ under /pneumoscope/, onnxruntime-web's dist/ under /ort/,
-// this folder under /ortbench/, the ONNX exports under /models/. A second server adds the
-// COOP/COEP headers that onnxruntime-web's WASM threads need (crossOriginIsolated).
+// this folder under /ortbench/, the ONNX exports under /models/, the test X-rays under /xray/.
+// A second server adds the COOP/COEP headers that onnxruntime-web's WASM threads need (crossOriginIsolated).
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
@@ -34,6 +34,8 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const FLAGS = ['--headless=new', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--no-first-run', '--enable-unsafe-webgpu'];
 const DATA = resolve(ROOT, process.env.XRAY_DIR || '../shared/data/chest_xray/test');
+// The X-ray whose whole analysis the app times (the one the native bench uses).
+const BENCH_XRAY = 'PNEUMONIA/person1_virus_6.jpeg';
 const TIMEOUT = 1_200_000;
 
 const say = (...a) => console.error('[browser]', ...a);
@@ -49,6 +51,7 @@ const MOUNTS = [
   ['/ort/', join(HERE, 'node_modules/onnxruntime-web/dist')],
   ['/ortbench/', HERE],
   ['/models/', OUT],
+  ['/xray/', DATA],
 ];
 
 function serve(isolated) {
@@ -157,7 +160,7 @@ async function coldStart(srv, backend) {
 // --- forward timings ---------------------------------------------------------------------------
 async function ours(srv, backend, size) {
   return withBrowser(async ({ page }) => {
-    const q = new URLSearchParams({ bench: String(RUNS), benchsize: String(size) });
+    const q = new URLSearchParams({ bench: String(RUNS), benchsize: String(size), benchimage: `/xray/${BENCH_XRAY}` });
     if (backend === 'cpu') q.set('backend', 'cpu');
     await page.goto(`${srv.origin}/pneumoscope/?${q}`);
     await waitReady(page);
@@ -168,7 +171,7 @@ async function ours(srv, backend, size) {
     const adapter = await backendName(page);
     emit({ impl: 'ours', backend, kind: 'forward', size, adapter, ...stats(r.forward_ms) });
     if (r.analyse_ms.length) {
-      emit({ impl: 'ours', backend, kind: 'analyse', size, adapter, ...stats(r.analyse_ms) });
+      emit({ impl: 'ours', backend, kind: 'analyse', size, adapter, image: BENCH_XRAY, ood: r.ood, ...stats(r.analyse_ms) });
       emit({ impl: 'ours', backend, kind: 'gradcam', size, adapter, ...stats(r.gradcam_ms) });
     }
   });

@@ -1,20 +1,24 @@
 //! A benchmark hook for `scripts/bench.sh`, off the normal UI path: it does nothing unless the
-//! page URL has `?bench=N` (optionally `&benchsize=S`, default the card's input size).
+//! page URL has `?bench=N` (optionally `&benchsize=S`, default the card's input size, and
+//! `&benchimage=URL`, a same-origin X-ray file).
 //!
 //! With it, `window.__pneumoscopeWasmMemory` is the app's `WebAssembly.Memory` (to read its size
 //! between images), and once the model is ready the page times N forwards of a `[1, 3, S, S]`
-//! input (probabilities read back: the same end point as onnxruntime-web's `session.run`) and N
-//! whole analyses (preprocess + forward + Grad-CAM, what one dropped image costs), after one
-//! warm-up of each, then sets `window.__pneumoscopeBench` to
-//! `{backend, size, forward_ms: [...], analyse_ms: [...], gradcam_ms: [...]}` (or `{error}`).
+//! input (probabilities read back: the same end point as onnxruntime-web's `session.run`) and,
+//! given an image, N whole analyses of it (decode + preprocess + forward + OOD check + Grad-CAM,
+//! what one dropped file costs), after one warm-up of each, then sets `window.__pneumoscopeBench`
+//! to `{backend, size, forward_ms: [...], analyse_ms: [...], gradcam_ms: [...], ood}` (or
+//! `{error}`). `ood` says whether the image passed the out-of-distribution check: a refused one
+//! also pays for the batched fix search, so its analyse time is not a normal image's.
 
 use super::AppState;
 use super::backend::Backend;
+use super::loader::fetch_bytes;
 use super::util::yield_now;
 use crate::model::probabilities;
+use crate::ood::OodCheck;
 use crate::predict::Pipeline;
 use burn::prelude::*;
-use image::DynamicImage;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::rc::Rc;
@@ -44,10 +48,11 @@ pub fn start_if_requested(state: AppState, pipeline: Rc<Pipeline>) {
         Some(Backend::WebGpu { .. }) => "webgpu",
         _ => "cpu",
     };
+    let image_url = param("benchimage");
     spawn_local(async move {
-        let result = match run(&pipeline, runs, size).await {
-            Ok((forward, analyse, gradcam)) => serde_json::json!({
-                "backend": backend, "size": size, "forward_ms": forward, "analyse_ms": analyse, "gradcam_ms": gradcam,
+        let result = match run(&pipeline, runs, size, image_url.as_deref()).await {
+            Ok(Timed { forward, analyse, gradcam, ood }) => serde_json::json!({
+                "backend": backend, "size": size, "forward_ms": forward, "analyse_ms": analyse, "gradcam_ms": gradcam, "ood": ood,
             }),
             Err(error) => serde_json::json!({ "backend": backend, "size": size, "error": error }),
         };
@@ -55,7 +60,16 @@ pub fn start_if_requested(state: AppState, pipeline: Rc<Pipeline>) {
     });
 }
 
-async fn run(pipeline: &Pipeline, runs: usize, size: usize) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), String> {
+#[derive(Default)]
+struct Timed {
+    forward: Vec<f64>,
+    analyse: Vec<f64>,
+    gradcam: Vec<f64>,
+    /// "passed", "refused" or "unavailable": the image's OOD verdict (None without an image).
+    ood: Option<&'static str>,
+}
+
+async fn run(pipeline: &Pipeline, runs: usize, size: usize, image_url: Option<&str>) -> Result<Timed, String> {
     // A fixed, image-like input (values do not change the cost).
     let values: Vec<f32> = (0..3 * size * size).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
     let mut forward = Vec::new();
@@ -69,20 +83,23 @@ async fn run(pipeline: &Pipeline, runs: usize, size: usize) -> Result<(Vec<f64>,
             forward.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    if size != pipeline.card.input_size {
-        // `analyse_image` resizes to the card's size: whole analyses only make sense there.
-        return Ok((forward, Vec::new(), Vec::new()));
-    }
-    let image = DynamicImage::ImageLuma8(image::GrayImage::from_fn(size as u32, size as u32, |x, y| image::Luma([((x * 7 + y * 3) % 256) as u8])));
-    let (mut analyse, mut gradcam) = (Vec::new(), Vec::new());
+    let mut timed = Timed { forward, ..Timed::default() };
+    // `analyse` resizes to the card's size: whole analyses only make sense there.
+    let Some(url) = image_url.filter(|_| size == pipeline.card.input_size) else { return Ok(timed) };
+    let bytes = fetch_bytes(url, |_| {}).await.map_err(|e| format!("{url}: {e}"))?;
     for i in 0..=runs {
         yield_now().await;
         let start = Instant::now();
-        let prediction = pipeline.analyse_image(&image).await.map_err(|e| e.to_string())?;
+        let prediction = pipeline.analyse(&bytes).await.map_err(|e| e.to_string())?;
         if i > 0 {
-            analyse.push(start.elapsed().as_secs_f64() * 1e3);
-            gradcam.push(prediction.timings.gradcam_ms);
+            timed.analyse.push(start.elapsed().as_secs_f64() * 1e3);
+            timed.gradcam.push(prediction.timings.gradcam_ms);
         }
+        timed.ood = Some(match prediction.ood {
+            OodCheck::Passed { .. } => "passed",
+            OodCheck::Refused { .. } => "refused",
+            OodCheck::Unavailable => "unavailable",
+        });
     }
-    Ok((forward, analyse, gradcam))
+    Ok(timed)
 }

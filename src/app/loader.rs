@@ -121,7 +121,7 @@ async fn fetch_text(url: &str) -> Result<String, String> {
 }
 
 /// Streams a download, reporting the bytes received so far.
-async fn fetch_bytes(url: &str, progress: impl Fn(u64)) -> Result<Vec<u8>, String> {
+pub(super) async fn fetch_bytes(url: &str, progress: impl Fn(u64)) -> Result<Vec<u8>, String> {
     let response = fetch(url).await?;
     let body = response.body().ok_or("empty response")?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
