@@ -118,15 +118,16 @@ async function waitReady(page) {
   if (state !== 'ready') throw new Error(`model did not load: ${await page.textContent('[data-testid=error]').catch(() => '?')}`);
 }
 
-// One real X-ray through the UI; returns the milliseconds the app shows and when it finished.
+// One real X-ray through the UI, until its heatmap is drawn or the out-of-distribution check
+// refuses it (a refused image shows no heatmap); returns when it finished and whether it was refused.
 async function classify(page, file) {
   const before = await page.evaluate(() => document.querySelector('#result')?.dataset.id ?? null);
   await page.setInputFiles('[data-testid=file-input]', file);
   await page.waitForFunction((old) => {
     const r = document.querySelector('#result');
-    return r && r.dataset.id !== old && r.querySelector('[data-testid=heatmap]')?.dataset.ready === 'true';
+    return r && r.dataset.id !== old && (r.querySelector('[data-testid=heatmap]')?.dataset.ready === 'true' || r.querySelector('[data-testid=ood-refusal]'));
   }, before, { timeout: TIMEOUT, polling: 20 });
-  return page.evaluate(() => performance.now());
+  return page.evaluate(() => ({ at: performance.now(), refused: !!document.querySelector('#result [data-testid=ood-refusal]') }));
 }
 
 async function backendName(page) {
@@ -142,7 +143,7 @@ async function coldStart(srv, backend) {
     await page.goto(`${srv.origin}/pneumoscope/${backend === 'cpu' ? '?backend=cpu' : ''}`);
     await waitReady(page);
     const readyMs = await page.evaluate(() => performance.now());
-    const firstMs = await classify(page, xrays[0]);
+    const { at: firstMs } = await classify(page, xrays[0]);
     const appMs = await page.textContent('[data-testid=timings]').catch(() => null);
     // Let the service worker finish its install (it caches the app and the weights).
     await page.waitForTimeout(3000);
@@ -204,11 +205,12 @@ async function memory(srv, backend) {
     };
     const samples = [await sample(0)];
     const every = Math.max(1, Math.floor(MEMORY_IMAGES / 5));
+    let refused = 0;
     for (let i = 1; i <= MEMORY_IMAGES; i++) {
-      await classify(page, xrays[(i - 1) % xrays.length]);
+      if ((await classify(page, xrays[(i - 1) % xrays.length])).refused) refused += 1;
       if (i === 1 || i % every === 0) samples.push(await sample(i));
     }
-    emit({ kind: 'browser_memory', backend, samples });
+    emit({ kind: 'browser_memory', backend, refused, samples });
   });
 }
 
