@@ -19,6 +19,10 @@
 //!                  resize + forward + Grad-CAM, what `pneumoscope predict` does per file
 //! Thread count: rayon's (set RAYON_NUM_THREADS; scripts/bench.sh uses 2).
 
+/// The CLI's allocator (src/bin/pneumoscope/main.rs), so that the figures are the CLI's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use burn::prelude::*;
 use pneumoscope::gradcam;
 use pneumoscope::model::probabilities;

@@ -10,6 +10,11 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc keeps freed blocks for reuse, where glibc hands large ones back to the OS and
+/// page-faults them in again at every forward (Cargo.toml says by how much).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "pneumoscope", version, about = "Private chest X-ray pneumonia screening (DenseNet121) — native CLI")]
 struct Cli {
