@@ -95,63 +95,72 @@ impl Pipeline {
 
     /// Decodes and analyses one image.
     pub async fn analyse(&self, bytes: &[u8]) -> Result<Prediction, PredictError> {
-        Ok(self.analyse_keeping_image(bytes, &[]).await?.1)
-    }
-
-    /// As [`Pipeline::analyse`], after `fixes` (e.g. the user's "invert") are applied in order to
-    /// the decoded image, and hands back the image analysed (for an overlay).
-    pub async fn analyse_keeping_image(&self, bytes: &[u8], fixes: &[Fix]) -> Result<(DynamicImage, Prediction), PredictError> {
         let start = Instant::now();
         let decoded = decode::decode(bytes)?;
-        let image = fixes.iter().fold(decoded.image, |image, fix| fix.apply(&image));
         let decode_ms = start.elapsed().as_secs_f64() * 1e3;
-        let mut prediction = self.analyse_image(&image).await?;
+        let mut prediction = self.analyse_image(&decoded.image).await?;
         prediction.timings.decode_ms = decode_ms;
         prediction.dicom = decoded.dicom;
-        Ok((image, prediction))
+        Ok(prediction)
     }
 
     /// Analyses an already decoded image.
     pub async fn analyse_image(&self, image: &DynamicImage) -> Result<Prediction, PredictError> {
+        let mut predictions = self.analyse_images(std::slice::from_ref(image)).await?;
+        Ok(predictions.remove(0))
+    }
+
+    /// Analyses already decoded images with one batched forward pass (the CLI's `--batch`; a
+    /// batch costs less per image than single images on the CPU). Each prediction's
+    /// `inference_ms` is its share of the batch's.
+    pub async fn analyse_images(&self, images: &[DynamicImage]) -> Result<Vec<Prediction>, PredictError> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
         let size = self.card.input_size;
         let start = Instant::now();
-        let pixels = preprocess::pixels_chw(image, size as u32, &self.card.normalisation);
-        let uniform = ood::is_uniform(&pixels, &self.card.normalisation);
-        let input = preprocess::batch_tensor(pixels, size, &self.device);
+        let pixels: Vec<Vec<f32>> = images.iter().map(|image| preprocess::pixels_chw(image, size as u32, &self.card.normalisation)).collect();
+        let uniform: Vec<bool> = pixels.iter().map(|p| ood::is_uniform(p, &self.card.normalisation)).collect();
+        let input = preprocess::batch_tensor(pixels.concat(), size, &self.device);
         let features = self.model.forward_features(input);
         let pooled = self.model.pool(features.clone());
         let probs = probabilities(self.model.classifier.forward(pooled.clone()));
-        let classes = probs.dims()[1];
+        let row = probs.dims()[1] + pooled.dims()[1];
         // One read-back for both (each costs a round trip on a GPU).
-        let mut probabilities: Vec<f32> = read(Tensor::cat(vec![probs, pooled], 1)).await?;
-        let embedding = probabilities.split_off(classes);
-        let inference_ms = start.elapsed().as_secs_f64() * 1e3;
+        let rows: Vec<f32> = read(Tensor::cat(vec![probs.clone(), pooled], 1)).await?;
+        let inference_ms = start.elapsed().as_secs_f64() * 1e3 / images.len() as f64;
 
-        let start = Instant::now();
-        let ood = self.check_ood(image, uniform, &embedding).await?;
-        let ood_ms = start.elapsed().as_secs_f64() * 1e3;
+        let mut predictions = Vec::with_capacity(images.len());
+        for (i, (image, row)) in images.iter().zip(rows.chunks_exact(row)).enumerate() {
+            let (probabilities, embedding) = row.split_at(probs.dims()[1]);
+            let start = Instant::now();
+            let ood = self.check_ood(image, uniform[i], embedding).await?;
+            let ood_ms = start.elapsed().as_secs_f64() * 1e3;
 
-        let start = Instant::now();
-        let (label_index, probability) = self.decide(&probabilities);
-        // Binary heads have one logit (the positive class); otherwise explain the chosen class.
-        let logit = if self.model.num_outputs() == 1 { 0 } else { label_index };
-        let [_, _, h, w] = features.dims();
-        let raw = gradcam::raw_maps(features, self.model.classifier.weight.val(), logit);
-        let raw: Vec<f32> = read(raw).await?;
-        let cam = gradcam::finish(&raw, (w, h), size);
-        let gradcam_ms = start.elapsed().as_secs_f64() * 1e3;
+            let start = Instant::now();
+            let (label_index, probability) = self.decide(probabilities);
+            // Binary heads have one logit (the positive class); otherwise explain the chosen class.
+            let logit = if self.model.num_outputs() == 1 { 0 } else { label_index };
+            let features = features.clone().narrow(0, i, 1);
+            let [_, _, h, w] = features.dims();
+            let raw = gradcam::raw_maps(features, self.model.classifier.weight.val(), logit);
+            let raw: Vec<f32> = read(raw).await?;
+            let cam = gradcam::finish(&raw, (w, h), size);
+            let gradcam_ms = start.elapsed().as_secs_f64() * 1e3;
 
-        Ok(Prediction {
-            probability,
-            label: self.card.labels[label_index].clone(),
-            band: self.card.bands.classify(probability),
-            probabilities,
-            cam,
-            timings: Timings { decode_ms: 0.0, inference_ms, gradcam_ms, ood_ms },
-            dicom: None,
-            ood,
-            features: embedding,
-        })
+            predictions.push(Prediction {
+                probability,
+                label: self.card.labels[label_index].clone(),
+                band: self.card.bands.classify(probability),
+                probabilities: probabilities.to_vec(),
+                cam,
+                timings: Timings { decode_ms: 0.0, inference_ms, gradcam_ms, ood_ms },
+                dicom: None,
+                ood,
+                features: embedding.to_vec(),
+            });
+        }
+        Ok(predictions)
     }
 
     /// The OOD verdict on `features`; a refused image is retried inverted and rotated (one
@@ -168,7 +177,7 @@ impl Pipeline {
         }
         // Fixes commute with the resize to the square input: apply them to the small image.
         let size = self.card.input_size as u32;
-        let small = if image.width() == size && image.height() == size { image.clone() } else { image.resize_exact(size, size, image::imageops::FilterType::Triangle) };
+        let small = preprocess::resized(image, size);
         let pixels: Vec<f32> = Fix::ALL.iter().flat_map(|f| preprocess::pixels_chw(&f.apply(&small), size, &self.card.normalisation)).collect();
         let pooled = self.model.pool(self.model.forward_features(preprocess::batch_tensor(pixels, size as usize, &self.device)));
         let all: Vec<f32> = read(pooled).await?;
@@ -239,9 +248,9 @@ mod native {
             pollster::block_on(self.analyse(bytes))
         }
 
-        /// Blocking form of [`Pipeline::analyse_keeping_image`].
-        pub fn analyse_keeping_image_blocking(&self, bytes: &[u8], fixes: &[Fix]) -> Result<(DynamicImage, Prediction), PredictError> {
-            pollster::block_on(self.analyse_keeping_image(bytes, fixes))
+        /// Blocking form of [`Pipeline::analyse_images`].
+        pub fn analyse_images_blocking(&self, images: &[DynamicImage]) -> Result<Vec<Prediction>, PredictError> {
+            pollster::block_on(self.analyse_images(images))
         }
     }
 }

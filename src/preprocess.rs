@@ -7,15 +7,18 @@ use burn::prelude::*;
 use image::DynamicImage;
 use image::imageops::FilterType;
 
-/// Resizes to `size`×`size` (aspect ratio not kept, as in training) and returns RGB in [0, 1].
-/// Resizing happens in the source bit depth first, so a large 16-bit radiograph never has to
-/// exist as a full-size float buffer.
+/// `image` at `size`×`size` as the model sees it (aspect ratio not kept, as in training), in the
+/// source bit depth. The CLI shrinks decoded files to this early, so that a batch never holds
+/// full-size radiographs; the result is the same as resizing later.
+pub fn resized(image: &DynamicImage, size: u32) -> DynamicImage {
+    if image.width() == size && image.height() == size { image.clone() } else { image.resize_exact(size, size, FilterType::Triangle) }
+}
+
+/// Resizes to `size`×`size` ([`resized`]) and returns RGB in [0, 1]. Resizing happens in the
+/// source bit depth first, so a large 16-bit radiograph never has to exist as a full-size float
+/// buffer.
 pub fn resized_rgb(image: &DynamicImage, size: u32) -> image::Rgb32FImage {
-    if image.width() == size && image.height() == size {
-        image.to_rgb32f()
-    } else {
-        image.resize_exact(size, size, FilterType::Triangle).to_rgb32f()
-    }
+    if image.width() == size && image.height() == size { image.to_rgb32f() } else { resized(image, size).to_rgb32f() }
 }
 
 /// One grayscale plane in [0, 1] (row-major) → normalised CHW floats with three channels.

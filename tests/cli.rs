@@ -192,3 +192,33 @@ fn resume_reads_the_run_folder_and_needs_no_data_option() {
     let fresh = Command::new(env!("CARGO_BIN_EXE_pneumoscope")).args(["train", "--out"]).arg(&empty).output().unwrap();
     assert!(String::from_utf8_lossy(&fresh.stderr).contains("--data"), "a new run still needs --data");
 }
+
+#[test]
+fn batches_give_the_results_of_single_images_in_file_order() {
+    let dir = temp_dir("batch");
+    let broken = dir.join("truncated.png");
+    std::fs::write(&broken, &std::fs::read(XRAY).unwrap()[..100]).unwrap();
+    let (normal, pneumonia) = (first("NORMAL"), first("PNEUMONIA"));
+    // Two batches of 4 with a broken file and refused images among them.
+    let files = [normal.to_str().unwrap(), broken.to_str().unwrap(), NOT_XRAY, XRAY, pneumonia.to_str().unwrap(), XRAY_INVERTED, "missing.png"];
+    let lines = |batch: &str| {
+        let mut args = vec!["--show-anyway", "--batch", batch];
+        args.extend(files);
+        json_lines(&args)
+    };
+    let (single, batched) = (lines("1"), lines("4"));
+    assert_eq!(single.len(), files.len());
+    assert_eq!(batched.len(), files.len());
+    for ((one, many), file) in single.iter().zip(&batched).zip(files) {
+        assert_eq!(many["file"].as_str().unwrap(), file);
+        assert_eq!(one["error"], many["error"], "{file}");
+        assert_eq!(one["refused"], many["refused"], "{file}");
+        if let Some(p) = one["probability"].as_f64() {
+            let q = many["probability"].as_f64().unwrap();
+            assert!((p - q).abs() < 1e-6, "{file}: {p} alone, {q} in a batch");
+        }
+    }
+    assert!(batched[1]["error"].is_string() && batched[6]["error"].is_string());
+    assert!(batched[3]["probability"].is_f64() && batched[2]["refused"].as_bool().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
