@@ -133,7 +133,7 @@ fn analyse_batch(pipeline: &Pipeline, files: &[PathBuf], args: &Args, fixes: &[F
         Ok(predictions) => Box::new(predictions.into_iter().map(Ok)),
         Err(e) => Box::new(std::iter::repeat(Err(e.to_string()))),
     };
-    let analysed: Vec<(&PathBuf, Result<(Loaded, Prediction), String>)> = files
+    let analysed: Vec<_> = files
         .iter()
         .zip(loaded)
         .map(|(file, loaded)| (file, loaded.and_then(|l| Ok((l, predictions.next().expect("one prediction per image")?)))))
