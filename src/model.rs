@@ -11,7 +11,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-mod cpu_conv;
+mod cpu_kernels;
 
 /// Architecture hyper-parameters; `densenet121()` is torchvision's default.
 #[derive(Config, Debug, PartialEq)]
@@ -145,7 +145,7 @@ impl DenseLayer {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.conv1.forward(norm_relu(&self.norm1, x));
         let x = norm_relu(&self.norm2, x);
-        if cpu_conv::applies(&x) { cpu_conv::conv3x3(x, self.conv2.weight.val()) } else { self.conv2.forward(x) }
+        if cpu_kernels::applies(&x) { cpu_kernels::conv3x3(x, self.conv2.weight.val()) } else { self.conv2.forward(x) }
     }
 }
 
@@ -190,8 +190,13 @@ impl Transition {
         }
     }
 
+    /// Pools before the 1×1 convolution (torchvision convolves first): both are linear, one
+    /// across pixels and one across channels, so they commute, and the convolution then runs on
+    /// a quarter of the pixels. Same result up to f32 rounding.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.pool.forward(self.conv.forward(norm_relu(&self.norm, x)))
+        let x = norm_relu(&self.norm, x);
+        let x = if cpu_kernels::applies(&x) { cpu_kernels::avg_pool_2x2(x) } else { self.pool.forward(x) };
+        self.conv.forward(x)
     }
 }
 
@@ -207,7 +212,8 @@ pub struct Features {
 
 impl Features {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.pool0.forward(norm_relu(&self.norm0, self.conv0.forward(x)));
+        let x = norm_relu(&self.norm0, self.conv0.forward(x));
+        let mut x = if cpu_kernels::applies(&x) { cpu_kernels::max_pool_3x3_s2(x) } else { self.pool0.forward(x) };
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
             if let Some(transition) = self.transitions.get(i) {

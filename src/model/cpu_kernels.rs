@@ -1,0 +1,223 @@
+//! Inference kernels for the CPU where burn's flex backend is slow on DenseNet's shapes. Only for
+//! tensors on the flex device without autodiff ([`applies`]): training needs burn's gradients,
+//! the WebGPU path burn's shaders. Each is checked against burn's own op in the tests below;
+//! the figures are in the README (Benchmarks, "What changed the figures").
+//!
+//! - [`conv3x3`]: the dense layers' 3×3 convolution (stride 1, padding 1, no bias) as one matrix
+//!   product and nine shifted sums ("kn2row", Vasudevan et al., 2017). burn runs it as im2col
+//!   tiles of 512 pixels, each a thin product (32 output channels × 1,152) that repacks the
+//!   weights every tile; here the nine kernel taps become the rows of one well-shaped product,
+//!   `[9·C_out, C_in] × [C_in, H·W]`, taken straight on the NCHW input (no im2col copy), and each
+//!   output plane is the sum of nine planes of that product, shifted by the tap's offset; the
+//!   zero padding is the shifted range's bounds. Same result up to f32 rounding.
+//! - [`max_pool_3x3_s2`] and [`avg_pool_2x2`]: the stem's and the transitions' pooling. burn's
+//!   max pooling computes argmax indices even when nobody asks and both walk each window with
+//!   bounds checks per element; here, row-wise passes that vectorise. Same result exactly.
+
+use burn::prelude::*;
+
+/// Whether these kernels may replace burn's ops for this input.
+pub fn applies(x: &Tensor<4>) -> bool {
+    !x.is_autodiff() && x.device() == Device::flex()
+}
+
+/// `x` `[B, C_in, H, W]` convolved with `weight` `[C_out, C_in, 3, 3]`, stride 1, padding 1.
+pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    let [batch, c_in, h, w] = x.dims();
+    let [c_out, weight_in, kh, kw] = weight.dims();
+    assert!(weight_in == c_in && kh == 3 && kw == 3, "conv3x3: weight {:?} for input {:?}", weight.dims(), x.dims());
+    // Row (tap · C_out + o) holds weight[o, :, ky, kx], tap = 3·ky + kx.
+    let taps = weight.permute([2, 3, 0, 1]).reshape([9 * c_out, c_in]).into_data();
+    let taps = taps.as_slice::<f32>().expect("f32 weights");
+    let input = x.into_data();
+    let input = input.as_slice::<f32>().expect("f32 input");
+    let plane = h * w;
+    let mut output = vec![0.0f32; batch * c_out * plane];
+    for_each_chunk(&mut output, c_out * plane, |image, out| {
+        let x = &input[image * c_in * plane..(image + 1) * c_in * plane];
+        let mut product = vec![0.0f32; 9 * c_out * plane];
+        // SAFETY: `taps` is [9·C_out, C_in], `x` is [C_in, H·W] and `product` is
+        // [9·C_out, H·W], all row-major and of exactly these lengths.
+        unsafe {
+            gemm::gemm(
+                9 * c_out,
+                plane,
+                c_in,
+                product.as_mut_ptr(),
+                1,
+                plane as isize,
+                false,
+                taps.as_ptr(),
+                1,
+                c_in as isize,
+                x.as_ptr(),
+                1,
+                plane as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm_parallelism(batch),
+            );
+        }
+        for (o, out) in out.chunks_exact_mut(plane).enumerate() {
+            for tap in 0..9 {
+                let source = &product[(tap * c_out + o) * plane..][..plane];
+                add_shifted(out, source, (h, w), (tap / 3) as isize - 1, (tap % 3) as isize - 1);
+            }
+        }
+    });
+    Tensor::from_data(TensorData::new(output, [batch, c_out, h, w]), &device)
+}
+
+/// `out[y][x] += source[y + dy][x + dx]` wherever the source pixel lies inside the image (the
+/// convolution's zero padding is what lies outside).
+fn add_shifted(out: &mut [f32], source: &[f32], (h, w): (usize, usize), dy: isize, dx: isize) {
+    let rows = (-dy).max(0) as usize..(h as isize - dy).min(h as isize) as usize;
+    let cols = (-dx).max(0) as usize..(w as isize - dx).min(w as isize) as usize;
+    for y in rows {
+        let from = ((y as isize + dy) as usize) * w;
+        let out_row = &mut out[y * w + cols.start..y * w + cols.end];
+        let source_row = &source[(from as isize + cols.start as isize + dx) as usize..][..out_row.len()];
+        for (o, s) in out_row.iter_mut().zip(source_row) {
+            *o += s;
+        }
+    }
+}
+
+/// The 3×3, stride 2, padding 1 max pooling of DenseNet's stem.
+pub fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let (out_h, out_w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+    per_plane(x, (out_h, out_w), |input, out| {
+        for (oy, out_row) in out.chunks_exact_mut(out_w).enumerate() {
+            out_row.fill(f32::NEG_INFINITY);
+            // Input rows 2·oy − 1 ..= 2·oy + 1, those inside the image (padding never wins).
+            for y in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(h) {
+                let row = &input[y * w..(y + 1) * w];
+                for (ox, o) in out_row.iter_mut().enumerate() {
+                    let x = 2 * ox;
+                    let mut m = row[x];
+                    if x > 0 {
+                        m = m.max(row[x - 1]);
+                    }
+                    if x + 1 < w {
+                        m = m.max(row[x + 1]);
+                    }
+                    *o = o.max(m);
+                }
+            }
+        }
+    })
+}
+
+/// The 2×2, stride 2 average pooling of DenseNet's transitions (an odd last row or column is
+/// dropped, as in PyTorch).
+pub fn avg_pool_2x2(x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let (out_h, out_w) = (h / 2, w / 2);
+    per_plane(x, (out_h, out_w), |input, out| {
+        for (oy, out_row) in out.chunks_exact_mut(out_w.max(1)).take(out_h).enumerate() {
+            let (top, bottom) = (&input[2 * oy * w..][..w], &input[(2 * oy + 1) * w..][..w]);
+            for (ox, o) in out_row.iter_mut().enumerate() {
+                *o = (top[2 * ox] + top[2 * ox + 1] + bottom[2 * ox] + bottom[2 * ox + 1]) / 4.0;
+            }
+        }
+    })
+}
+
+/// `f(input plane, output plane)` for every `[H, W]` plane of `x` (each image's each channel),
+/// into a `[B, C, out_h, out_w]` result.
+fn per_plane(x: Tensor<4>, (out_h, out_w): (usize, usize), f: impl Fn(&[f32], &mut [f32]) + Sync + Send) -> Tensor<4> {
+    let device = x.device();
+    let [batch, channels, h, w] = x.dims();
+    let input = x.into_data();
+    let input = input.as_slice::<f32>().expect("f32 input");
+    let mut output = vec![0.0f32; batch * channels * out_h * out_w];
+    if !output.is_empty() {
+        for_each_chunk(&mut output, out_h * out_w, |i, out| f(&input[i * h * w..(i + 1) * h * w], out));
+    }
+    Tensor::from_data(TensorData::new(output, [batch, channels, out_h, out_w]), &device)
+}
+
+/// `f(index, chunk)` for each `per_chunk`-long chunk of `output`, in parallel on the CPU's threads.
+#[cfg(not(target_arch = "wasm32"))]
+fn for_each_chunk(output: &mut [f32], per_chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    use rayon::prelude::*;
+    output.par_chunks_mut(per_chunk).enumerate().for_each(|(i, out)| f(i, out));
+}
+
+/// One image per task when there are enough images for the threads; otherwise the matrix product
+/// itself runs on all threads.
+#[cfg(not(target_arch = "wasm32"))]
+fn gemm_parallelism(batch: usize) -> gemm::Parallelism {
+    if batch < rayon::current_num_threads() { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None }
+}
+
+/// The browser's CPU path runs on one thread.
+#[cfg(target_arch = "wasm32")]
+fn for_each_chunk(output: &mut [f32], per_chunk: usize, f: impl Fn(usize, &mut [f32])) {
+    output.chunks_mut(per_chunk).enumerate().for_each(|(i, out)| f(i, out));
+}
+
+#[cfg(target_arch = "wasm32")]
+fn gemm_parallelism(_batch: usize) -> gemm::Parallelism {
+    gemm::Parallelism::None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+
+    /// Same result as burn's convolution, with padding on every border, odd sizes and a batch.
+    #[test]
+    fn matches_burn_conv() {
+        let device = Device::flex();
+        for (batch, c_in, c_out, h, w) in [(1, 5, 3, 7, 9), (3, 16, 8, 4, 5), (2, 2, 4, 1, 1)] {
+            let conv = Conv2dConfig::new([c_in, c_out], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(&device);
+            let x = Tensor::<4>::random([batch, c_in, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            assert!(applies(&x));
+            let expected = conv.forward(x.clone());
+            let got = conv3x3(x, conv.weight.val());
+            assert_eq!(got.dims(), expected.dims());
+            let diff: f32 = (got - expected).abs().max().into_scalar();
+            assert!(diff < 1e-5, "max |Δ| {diff}");
+        }
+    }
+
+    /// Same values as burn's pooling (odd and even sizes, a batch, negative values at the borders).
+    #[test]
+    fn pooling_matches_burn() {
+        use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
+        let device = Device::flex();
+        let max = MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init();
+        let avg = AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+        for (batch, channels, h, w) in [(1, 1, 1, 1), (2, 3, 7, 8), (3, 2, 8, 5), (1, 4, 2, 3)] {
+            let x = Tensor::<4>::random([batch, channels, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            let expected = max.forward(x.clone());
+            let got = max_pool_3x3_s2(x.clone());
+            assert_eq!(got.dims(), expected.dims(), "max {h}×{w}");
+            assert_eq!(got.into_data().to_vec::<f32>().unwrap(), expected.into_data().to_vec::<f32>().unwrap());
+            if h >= 2 && w >= 2 {
+                let expected = avg.forward(x.clone());
+                let got = avg_pool_2x2(x);
+                assert_eq!(got.dims(), expected.dims(), "avg {h}×{w}");
+                let diff: f32 = (got - expected).abs().max().into_scalar();
+                assert!(diff < 1e-6, "avg {h}×{w}: max |Δ| {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn not_for_autodiff() {
+        let x = Tensor::<4>::zeros([1, 1, 3, 3], &Device::flex().autodiff());
+        assert!(!applies(&x));
+    }
+}
