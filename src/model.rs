@@ -75,7 +75,7 @@ impl DenseNetConfig {
         }
         DenseNet {
             features: Features {
-                conv0: conv(3, self.num_init_features, 7, 2, 3, device),
+                conv0: conv(3, self.num_init_features, 7, STEM_STRIDE, STEM_PADDING, device),
                 norm0: batch_norm(self.num_init_features, device),
                 pool0: MaxPool2dConfig::new([3, 3])
                     .with_strides([2, 2])
@@ -89,6 +89,10 @@ impl DenseNetConfig {
         }
     }
 }
+
+/// The stem convolution's geometry (7×7 kernel), named for the CPU kernel that runs it.
+const STEM_STRIDE: usize = 2;
+const STEM_PADDING: usize = 3;
 
 fn conv(input: usize, output: usize, kernel: usize, stride: usize, pad: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([input, output], [kernel, kernel])
@@ -212,7 +216,8 @@ pub struct Features {
 
 impl Features {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = norm_relu(&self.norm0, self.conv0.forward(x));
+        let x = if cpu_kernels::applies(&x) { cpu_kernels::conv_im2col(x, self.conv0.weight.val(), STEM_STRIDE, STEM_PADDING) } else { self.conv0.forward(x) };
+        let x = norm_relu(&self.norm0, x);
         let mut x = if cpu_kernels::applies(&x) { cpu_kernels::max_pool_3x3_s2(x) } else { self.pool0.forward(x) };
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);

@@ -10,6 +10,9 @@
 //!   `[9·C_out, C_in] × [C_in, H·W]`, taken straight on the NCHW input (no im2col copy), and each
 //!   output plane is the sum of nine planes of that product, shifted by the tap's offset; the
 //!   zero padding is the shifted range's bounds. Same result up to f32 rounding.
+//! - [`conv_im2col`]: the stem's 7×7, stride 2 convolution of the RGB input. burn's path for few
+//!   input channels walks the kernel directly; here im2col tiles of about 4,096 output pixels,
+//!   each one matrix product `[C_out, 3·7·7] × [3·7·7, pixels]` written straight into the output.
 //! - [`max_pool_3x3_s2`] and [`avg_pool_2x2`]: the stem's and the transitions' pooling. burn's
 //!   max pooling computes argmax indices even when nobody asks and both walk each window with
 //!   bounds checks per element; here, row-wise passes that vectorise. Same result exactly.
@@ -85,6 +88,72 @@ fn add_shifted(out: &mut [f32], source: &[f32], (h, w): (usize, usize), dy: isiz
             *o += s;
         }
     }
+}
+
+/// `x` `[B, C_in, H, W]` convolved with `weight` `[C_out, C_in, kh, kw]` at `stride`, with
+/// `padding` zeros on every side, no bias.
+pub fn conv_im2col(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usize) -> Tensor<4> {
+    let device = x.device();
+    let [batch, c_in, h, w] = x.dims();
+    let [c_out, weight_in, kh, kw] = weight.dims();
+    assert!(weight_in == c_in && h + 2 * padding >= kh && w + 2 * padding >= kw, "conv_im2col: weight {:?} for input {:?}", weight.dims(), x.dims());
+    let (out_h, out_w) = ((h + 2 * padding - kh) / stride + 1, (w + 2 * padding - kw) / stride + 1);
+    let k = c_in * kh * kw;
+    // Row o: weight[o] flattened as (channel, ky, kx), the order of the im2col rows below.
+    let weights = weight.reshape([c_out, k]).into_data();
+    let weights = weights.as_slice::<f32>().expect("f32 weights");
+    let input = x.into_data();
+    let input = input.as_slice::<f32>().expect("f32 input");
+    let plane = out_h * out_w;
+    let rows_per_tile = (4096 / out_w).clamp(1, out_h);
+    let mut output = vec![0.0f32; batch * c_out * plane];
+    for_each_chunk(&mut output, c_out * plane, |image, out| {
+        let x = &input[image * c_in * h * w..(image + 1) * c_in * h * w];
+        for first_row in (0..out_h).step_by(rows_per_tile) {
+            let rows = rows_per_tile.min(out_h - first_row);
+            let n = rows * out_w;
+            // col[(c, ky, kx)][pixel]: the input value under tap (ky, kx) of that output pixel.
+            let mut col = vec![0.0f32; k * n];
+            for (tap, col_row) in col.chunks_exact_mut(n).enumerate() {
+                let (c, ky, kx) = (tap / (kh * kw), tap / kw % kh, tap % kw);
+                for r in 0..rows {
+                    let Some(y) = ((first_row + r) * stride + ky).checked_sub(padding).filter(|&y| y < h) else { continue };
+                    let source = &x[(c * h + y) * w..][..w];
+                    for (ox, value) in col_row[r * out_w..(r + 1) * out_w].iter_mut().enumerate() {
+                        if let Some(v) = (ox * stride + kx).checked_sub(padding).and_then(|x| source.get(x)) {
+                            *value = *v;
+                        }
+                    }
+                }
+            }
+            // SAFETY: `weights` is [C_out, k] and `col` [k, n], row-major; the destination is
+            // columns first_row·out_w .. +n of the [C_out, out_h·out_w] image in `out`.
+            unsafe {
+                gemm::gemm(
+                    c_out,
+                    n,
+                    k,
+                    out.as_mut_ptr().add(first_row * out_w),
+                    1,
+                    plane as isize,
+                    false,
+                    weights.as_ptr(),
+                    1,
+                    k as isize,
+                    col.as_ptr(),
+                    1,
+                    n as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm_parallelism(batch),
+                );
+            }
+        }
+    });
+    Tensor::from_data(TensorData::new(output, [batch, c_out, out_h, out_w]), &device)
 }
 
 /// The 3×3, stride 2, padding 1 max pooling of DenseNet's stem.
@@ -175,7 +244,7 @@ mod tests {
 
     /// Same result as burn's convolution, with padding on every border, odd sizes and a batch.
     #[test]
-    fn matches_burn_conv() {
+    fn kn2row_matches_burn_conv() {
         let device = Device::flex();
         for (batch, c_in, c_out, h, w) in [(1, 5, 3, 7, 9), (3, 16, 8, 4, 5), (2, 2, 4, 1, 1)] {
             let conv = Conv2dConfig::new([c_in, c_out], [3, 3])
@@ -186,6 +255,25 @@ mod tests {
             assert!(applies(&x));
             let expected = conv.forward(x.clone());
             let got = conv3x3(x, conv.weight.val());
+            assert_eq!(got.dims(), expected.dims());
+            let diff: f32 = (got - expected).abs().max().into_scalar();
+            assert!(diff < 1e-5, "max |Δ| {diff}");
+        }
+    }
+
+    /// Same result as burn's strided convolution (the stem's geometry and a small odd one).
+    #[test]
+    fn im2col_matches_burn_conv() {
+        let device = Device::flex();
+        for (batch, c_in, c_out, h, w, kernel, stride, pad) in [(1, 3, 8, 20, 17, 7, 2, 3), (3, 2, 4, 9, 9, 3, 2, 1), (2, 1, 2, 5, 6, 3, 1, 0)] {
+            let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                .with_bias(false)
+                .init(&device);
+            let x = Tensor::<4>::random([batch, c_in, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            let expected = conv.forward(x.clone());
+            let got = conv_im2col(x, conv.weight.val(), stride, pad);
             assert_eq!(got.dims(), expected.dims());
             let diff: f32 = (got - expected).abs().max().into_scalar();
             assert!(diff < 1e-5, "max |Δ| {diff}");
