@@ -113,10 +113,10 @@ def main():
         table.append(("native CPU", f"Grad-CAM extra cost {size}², batch 1, ms (peer: pytorch-grad-cam call − forward)", os_, ts, ratio(om, tm), "", ""))
     o = find(rows, impl="ours", kind="pipeline")
     if o:
-        table.append(("native CPU", f"CLI path per file (decode + {o['size']}² forward + Grad-CAM), ms", ms(o)[0], "", "", "", ""))
+        table.append(("native CPU", f"CLI path per file, one at a time (decode + {o['size']}² forward + Grad-CAM), ms", ms(o)[0], "", "", "", ""))
     for r in rows:
         if r.get("kind") == "cli_throughput":
-            table.append(("native CPU", f"`pneumoscope predict` {r['images']} files, ms/file (wall)", f"{r['wall_s'] * 1e3 / r['images']:.1f}", "", "", "", ""))
+            table.append(("native CPU", f"`pneumoscope predict` {r['images']} files (--batch 8, the default), ms/file (wall)", f"{r['wall_s'] * 1e3 / r['images']:.1f}", "", "", "", ""))
 
     # 2. browser
     for size in sorted(sizes):

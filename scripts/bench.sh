@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole benchmark suite, one table at the end (README, "Benchmarks"). Slow (about 10–15
-# minutes on 2 cores); not part of scripts/test.sh.
+# The whole benchmark suite, one table at the end (README, "Benchmarks"). Slow (about 8–10
+# minutes on 2 cores once built); not part of scripts/test.sh.
 #
 #   bash scripts/bench.sh              # everything
 #   bash scripts/bench.sh native       # native CPU, memory and machine floor only
