@@ -7,8 +7,10 @@
 // before it loads them), instead of a second, parallel download during install.
 const CACHE = 'pneumoscope-v1';
 const scope = new URL(self.registration.scope);
-// Trunk's content-hashed build outputs: `name-<16 hex>.js`, `name-<16 hex>_bg.wasm`, `name-<16 hex>.css`.
-const HASHED_BUILD_FILE = /-[0-9a-f]{16}(_bg)?\.(js|wasm|css)$/;
+// Trunk's content-hashed build outputs: `name-<hash>.js`, `name-<hash>_bg.wasm`, `name-<hash>.css`,
+// the hash a 64-bit number in hex without leading zeros (so 16 digits or fewer: one build in 16
+// has 15, which a fixed {16} once missed, re-downloading the wasm on every online visit).
+const HASHED_BUILD_FILE = /-[0-9a-f]{1,16}(_bg)?\.(js|wasm|css)$/;
 
 // The small files of the current build, read from index.html (the JS name carries a content
 // hash), plus the model card. Kept as absolute URLs in one set: `cache.addAll` rejects a list

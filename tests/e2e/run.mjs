@@ -512,16 +512,24 @@ const checks = {
         }
         return false;
       }, null, { timeout: 120_000, polling: 500 });
-      // A first visit downloads the wasm and each weights file once (the service worker stores
-      // what the page fetches; it does not fetch them a second time itself).
+      // A first visit downloads the wasm, the JS glue, the CSS and each weights file once (the
+      // service worker stores what the page fetches; it does not fetch them a second time
+      // itself). Trunk's hash drops leading zeros: 16 hex digits or fewer.
+      const immutable = (path) => /(-[0-9a-f]{1,16}(_bg)?\.(js|wasm|css)|\.safetensors)$/.test(path.split('?')[0]);
       const downloads = new Map();
       for (const r of server.log.slice(serverStart)) {
-        if (/\.(wasm|safetensors)$/.test(r.path.split('?')[0])) downloads.set(r.path, (downloads.get(r.path) ?? 0) + 1);
+        if (immutable(r.path)) downloads.set(r.path, (downloads.get(r.path) ?? 0) + 1);
       }
       const twice = [...downloads].filter(([, n]) => n > 1).map(([path, n]) => `${path} ×${n}`);
       assert(twice.length === 0, `first visit downloaded files more than once: ${twice.join(', ')}`);
-      assert([...downloads.keys()].some((p) => /\.wasm$/.test(p)) && [...downloads.keys()].some((p) => /\.safetensors/.test(p)),
-        `first visit: expected the wasm and the weights from the server, saw ${[...downloads.keys()].join(', ')}`);
+      for (const kind of [/\.wasm$/, /\.js$/, /\.safetensors/]) {
+        assert([...downloads.keys()].some((p) => kind.test(p.split('?')[0])), `first visit: expected ${kind} from the server, saw ${[...downloads.keys()].join(', ')}`);
+      }
+      // A second visit online takes these content-addressed files from the cache: nothing again.
+      const secondStart = server.log.length;
+      await open(page, url);
+      const again = server.log.slice(secondStart).filter((r) => immutable(r.path)).map((r) => r.path);
+      assert(again.length === 0, `second visit downloaded again: ${again.join(', ')}`);
       await context.setOffline(true);
       await page.reload();
       await open(page, url.replace(/$/, ''));
@@ -529,7 +537,7 @@ const checks = {
       compare(shown, cli, PNEUMONIA[4]);
       await page.screenshot({ path: join(ARTIFACTS, 'offline.png'), fullPage: true });
       await context.setOffline(false);
-      return `first visit downloaded ${downloads.size} wasm/weights files once each; reloaded and classified offline (p = ${shown.probabilityText})`;
+      return `first visit downloaded ${downloads.size} wasm/JS/CSS/weights files once each, a second visit none; reloaded and classified offline (p = ${shown.probabilityText})`;
     });
   },
 };
