@@ -40,31 +40,7 @@ pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
     for_each_chunk(&mut output, c_out * plane, |image, out| {
         let x = &input[image * c_in * plane..(image + 1) * c_in * plane];
         let mut product = vec![0.0f32; 9 * c_out * plane];
-        // SAFETY: `taps` is [9·C_out, C_in], `x` is [C_in, H·W] and `product` is
-        // [9·C_out, H·W], all row-major and of exactly these lengths.
-        unsafe {
-            gemm::gemm(
-                9 * c_out,
-                plane,
-                c_in,
-                product.as_mut_ptr(),
-                1,
-                plane as isize,
-                false,
-                taps.as_ptr(),
-                1,
-                c_in as isize,
-                x.as_ptr(),
-                1,
-                plane as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm_parallelism(batch),
-            );
-        }
+        matmul_into(&mut product, plane, taps, x, (9 * c_out, c_in, plane), gemm_parallelism(batch));
         for (o, out) in out.chunks_exact_mut(plane).enumerate() {
             for tap in 0..9 {
                 let source = &product[(tap * c_out + o) * plane..][..plane];
@@ -126,34 +102,23 @@ pub fn conv_im2col(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usiz
                     }
                 }
             }
-            // SAFETY: `weights` is [C_out, k] and `col` [k, n], row-major; the destination is
-            // columns first_row·out_w .. +n of the [C_out, out_h·out_w] image in `out`.
-            unsafe {
-                gemm::gemm(
-                    c_out,
-                    n,
-                    k,
-                    out.as_mut_ptr().add(first_row * out_w),
-                    1,
-                    plane as isize,
-                    false,
-                    weights.as_ptr(),
-                    1,
-                    k as isize,
-                    col.as_ptr(),
-                    1,
-                    n as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm_parallelism(batch),
-                );
-            }
+            // The tile's output pixels are columns first_row·out_w .. + n of the image's
+            // [C_out, out_h·out_w] result.
+            matmul_into(&mut out[first_row * out_w..], plane, weights, &col, (c_out, k, n), gemm_parallelism(batch));
         }
     });
     Tensor::from_data(TensorData::new(output, [batch, c_out, out_h, out_w]), &device)
+}
+
+/// `lhs · rhs` for row-major `lhs` `[m, k]` and `rhs` `[k, n]`, row i written to
+/// `dst[i · dst_row_stride..][..n]` (a window of columns of a wider matrix when the stride is
+/// more than n), by the gemm crate.
+fn matmul_into(dst: &mut [f32], dst_row_stride: usize, lhs: &[f32], rhs: &[f32], (m, k, n): (usize, usize, usize), parallelism: gemm::Parallelism) {
+    assert!(lhs.len() >= m * k && rhs.len() >= k * n && dst_row_stride >= n && (m == 0 || dst.len() >= (m - 1) * dst_row_stride + n), "matmul_into: buffers too small for {m}×{k}×{n}");
+    // SAFETY: every element gemm reads or writes lies inside the slices, as just checked.
+    unsafe {
+        gemm::gemm(m, n, k, dst.as_mut_ptr(), 1, dst_row_stride as isize, false, lhs.as_ptr(), 1, k as isize, rhs.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, parallelism);
+    }
 }
 
 /// The 3×3, stride 2, padding 1 max pooling of DenseNet's stem.
@@ -245,41 +210,38 @@ mod tests {
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
 
-    /// Same result as burn's convolution, with padding on every border, odd sizes and a batch.
+    /// burn's convolution and `ours(x, weight)` on the same random input: same shape, same
+    /// values within 1e-5.
+    fn assert_matches_burn_conv([batch, c_in, c_out, h, w, kernel, stride, pad]: [usize; 8], ours: impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4>) {
+        let device = Device::flex();
+        let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_bias(false)
+            .init(&device);
+        let x = Tensor::<4>::random([batch, c_in, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        assert!(applies(&x));
+        let expected = conv.forward(x.clone());
+        let got = ours(x, conv.weight.val());
+        assert_eq!(got.dims(), expected.dims());
+        let diff: f32 = (got - expected).abs().max().into_scalar();
+        assert!(diff < 1e-5, "{batch}×{c_in}×{h}×{w}, kernel {kernel}: max |Δ| {diff}");
+    }
+
+    /// 3×3 (kn2row): padding on every border, odd sizes, a batch, a 1×1 image.
     #[test]
     fn kn2row_matches_burn_conv() {
-        let device = Device::flex();
-        for (batch, c_in, c_out, h, w) in [(1, 5, 3, 7, 9), (3, 16, 8, 4, 5), (2, 2, 4, 1, 1)] {
-            let conv = Conv2dConfig::new([c_in, c_out], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .with_bias(false)
-                .init(&device);
-            let x = Tensor::<4>::random([batch, c_in, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-            assert!(applies(&x));
-            let expected = conv.forward(x.clone());
-            let got = conv3x3(x, conv.weight.val());
-            assert_eq!(got.dims(), expected.dims());
-            let diff: f32 = (got - expected).abs().max().into_scalar();
-            assert!(diff < 1e-5, "max |Δ| {diff}");
+        for [batch, c_in, c_out, h, w] in [[1, 5, 3, 7, 9], [3, 16, 8, 4, 5], [2, 2, 4, 1, 1]] {
+            assert_matches_burn_conv([batch, c_in, c_out, h, w, 3, 1, 1], conv3x3);
         }
     }
 
-    /// Same result as burn's strided convolution (the stem's geometry and a small odd one).
+    /// Strided (im2col): the stem's geometry and small odd ones.
     #[test]
     fn im2col_matches_burn_conv() {
-        let device = Device::flex();
-        for (batch, c_in, c_out, h, w, kernel, stride, pad) in [(1, 3, 8, 20, 17, 7, 2, 3), (3, 2, 4, 9, 9, 3, 2, 1), (2, 1, 2, 5, 6, 3, 1, 0)] {
-            let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
-                .with_stride([stride, stride])
-                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-                .with_bias(false)
-                .init(&device);
-            let x = Tensor::<4>::random([batch, c_in, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-            let expected = conv.forward(x.clone());
-            let got = conv_im2col(x, conv.weight.val(), stride, pad);
-            assert_eq!(got.dims(), expected.dims());
-            let diff: f32 = (got - expected).abs().max().into_scalar();
-            assert!(diff < 1e-5, "max |Δ| {diff}");
+        for case in [[1, 3, 8, 20, 17, 7, 2, 3], [3, 2, 4, 9, 9, 3, 2, 1], [2, 1, 2, 5, 6, 3, 1, 0]] {
+            let [.., stride, pad] = case;
+            assert_matches_burn_conv(case, |x, weight| conv_im2col(x, weight, stride, pad));
         }
     }
 
