@@ -257,7 +257,7 @@ mod tests {
             let expected = max.forward(x.clone());
             let got = max_pool_3x3_s2(x.clone());
             assert_eq!(got.dims(), expected.dims(), "max {h}×{w}");
-            assert_eq!(got.into_data().to_vec::<f32>().unwrap(), expected.into_data().to_vec::<f32>().unwrap());
+            assert_eq!(got.into_data().try_to_vec::<f32>().unwrap(), expected.into_data().try_to_vec::<f32>().unwrap());
             if h >= 2 && w >= 2 {
                 let expected = avg.forward(x.clone());
                 let got = avg_pool_2x2(x);
