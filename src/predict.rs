@@ -125,14 +125,15 @@ impl Pipeline {
         let features = self.model.forward_features(input);
         let pooled = self.model.pool(features.clone());
         let probs = probabilities(self.model.classifier.forward(pooled.clone()));
-        let row = probs.dims()[1] + pooled.dims()[1];
+        let classes = probs.dims()[1];
+        let row = classes + pooled.dims()[1];
         // One read-back for both (each costs a round trip on a GPU).
-        let rows: Vec<f32> = read(Tensor::cat(vec![probs.clone(), pooled], 1)).await?;
+        let rows: Vec<f32> = read(Tensor::cat(vec![probs, pooled], 1)).await?;
         let inference_ms = start.elapsed().as_secs_f64() * 1e3 / images.len() as f64;
 
         let mut predictions = Vec::with_capacity(images.len());
         for (i, (image, row)) in images.iter().zip(rows.chunks_exact(row)).enumerate() {
-            let (probabilities, embedding) = row.split_at(probs.dims()[1]);
+            let (probabilities, embedding) = row.split_at(classes);
             let start = Instant::now();
             let ood = self.check_ood(image, uniform[i], embedding).await?;
             let ood_ms = start.elapsed().as_secs_f64() * 1e3;

@@ -26,19 +26,14 @@ pub fn applies(x: &Tensor<4>) -> bool {
 
 /// `x` `[B, C_in, H, W]` convolved with `weight` `[C_out, C_in, 3, 3]`, stride 1, padding 1.
 pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
-    let device = x.device();
     let [batch, c_in, h, w] = x.dims();
     let [c_out, weight_in, kh, kw] = weight.dims();
     assert!(weight_in == c_in && kh == 3 && kw == 3, "conv3x3: weight {:?} for input {:?}", weight.dims(), x.dims());
     // Row (tap · C_out + o) holds weight[o, :, ky, kx], tap = 3·ky + kx.
     let taps = weight.permute([2, 3, 0, 1]).reshape([9 * c_out, c_in]).into_data();
     let taps = taps.as_slice::<f32>().expect("f32 weights");
-    let input = x.into_data();
-    let input = input.as_slice::<f32>().expect("f32 input");
     let plane = h * w;
-    let mut output = vec![0.0f32; batch * c_out * plane];
-    for_each_chunk(&mut output, c_out * plane, |image, out| {
-        let x = &input[image * c_in * plane..(image + 1) * c_in * plane];
+    map_blocks(x, batch, [batch, c_out, h, w], |x, out| {
         let mut product = vec![0.0f32; 9 * c_out * plane];
         matmul_into(&mut product, plane, taps, x, (9 * c_out, c_in, plane), gemm_parallelism(batch));
         for (o, out) in out.chunks_exact_mut(plane).enumerate() {
@@ -47,8 +42,7 @@ pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
                 add_shifted(out, source, (h, w), (tap / 3) as isize - 1, (tap % 3) as isize - 1);
             }
         }
-    });
-    Tensor::from_data(TensorData::new(output, [batch, c_out, h, w]), &device)
+    })
 }
 
 /// `out[y][x] += source[y + dy][x + dx]` wherever the source pixel lies inside the image (the
@@ -69,7 +63,6 @@ fn add_shifted(out: &mut [f32], source: &[f32], (h, w): (usize, usize), dy: isiz
 /// `x` `[B, C_in, H, W]` convolved with `weight` `[C_out, C_in, kh, kw]` at `stride`, with
 /// `padding` zeros on every side, no bias.
 pub fn conv_im2col(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usize) -> Tensor<4> {
-    let device = x.device();
     let [batch, c_in, h, w] = x.dims();
     let [c_out, weight_in, kh, kw] = weight.dims();
     assert!(weight_in == c_in && h + 2 * padding >= kh && w + 2 * padding >= kw, "conv_im2col: weight {:?} for input {:?}", weight.dims(), x.dims());
@@ -78,13 +71,9 @@ pub fn conv_im2col(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usiz
     // Row o: weight[o] flattened as (channel, ky, kx), the order of the im2col rows below.
     let weights = weight.reshape([c_out, k]).into_data();
     let weights = weights.as_slice::<f32>().expect("f32 weights");
-    let input = x.into_data();
-    let input = input.as_slice::<f32>().expect("f32 input");
     let plane = out_h * out_w;
     let rows_per_tile = (4096 / out_w).clamp(1, out_h);
-    let mut output = vec![0.0f32; batch * c_out * plane];
-    for_each_chunk(&mut output, c_out * plane, |image, out| {
-        let x = &input[image * c_in * h * w..(image + 1) * c_in * h * w];
+    map_blocks(x, batch, [batch, c_out, out_h, out_w], |x, out| {
         for first_row in (0..out_h).step_by(rows_per_tile) {
             let rows = rows_per_tile.min(out_h - first_row);
             let n = rows * out_w;
@@ -106,8 +95,7 @@ pub fn conv_im2col(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usiz
             // [C_out, out_h·out_w] result.
             matmul_into(&mut out[first_row * out_w..], plane, weights, &col, (c_out, k, n), gemm_parallelism(batch));
         }
-    });
-    Tensor::from_data(TensorData::new(output, [batch, c_out, out_h, out_w]), &device)
+    })
 }
 
 /// `lhs · rhs` for row-major `lhs` `[m, k]` and `rhs` `[k, n]`, row i written to
@@ -123,9 +111,9 @@ fn matmul_into(dst: &mut [f32], dst_row_stride: usize, lhs: &[f32], rhs: &[f32],
 
 /// The 3×3, stride 2, padding 1 max pooling of DenseNet's stem.
 pub fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    let (out_h, out_w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
-    per_plane(x, (out_h, out_w), |input, out| {
+    let [batch, channels, h, w] = x.dims();
+    let out_w = (w - 1) / 2 + 1;
+    map_blocks(x, batch * channels, [batch, channels, (h - 1) / 2 + 1, out_w], |input, out| {
         for (oy, out_row) in out.chunks_exact_mut(out_w).enumerate() {
             out_row.fill(f32::NEG_INFINITY);
             // Input rows 2·oy − 1 ..= 2·oy + 1, those inside the image (padding never wins).
@@ -150,10 +138,10 @@ pub fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
 /// The 2×2, stride 2 average pooling of DenseNet's transitions (an odd last row or column is
 /// dropped, as in PyTorch).
 pub fn avg_pool_2x2(x: Tensor<4>) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    let (out_h, out_w) = (h / 2, w / 2);
-    per_plane(x, (out_h, out_w), |input, out| {
-        for (oy, out_row) in out.chunks_exact_mut(out_w.max(1)).take(out_h).enumerate() {
+    let [batch, channels, h, w] = x.dims();
+    let out_w = w / 2;
+    map_blocks(x, batch * channels, [batch, channels, h / 2, out_w], |input, out| {
+        for (oy, out_row) in out.chunks_exact_mut(out_w).enumerate() {
             let (top, bottom) = (&input[2 * oy * w..][..w], &input[(2 * oy + 1) * w..][..w]);
             for (ox, o) in out_row.iter_mut().enumerate() {
                 *o = (top[2 * ox] + top[2 * ox + 1] + bottom[2 * ox] + bottom[2 * ox + 1]) / 4.0;
@@ -162,16 +150,17 @@ pub fn avg_pool_2x2(x: Tensor<4>) -> Tensor<4> {
     })
 }
 
-/// `f(input plane, output plane)` for every `[H, W]` plane of `x` (each image's each channel),
-/// into a `[B, C, out_h, out_w]` result.
-fn per_plane(x: Tensor<4>, (out_h, out_w): (usize, usize), f: impl Fn(&[f32], &mut [f32]) + Sync + Send) -> Tensor<4> {
+/// `x` cut into `blocks` equal blocks (its images, or its planes: each image's each channel),
+/// `f(input block, output block)` on each, into a result of `shape` cut the same way.
+fn map_blocks(x: Tensor<4>, blocks: usize, shape: [usize; 4], f: impl Fn(&[f32], &mut [f32]) + Sync + Send) -> Tensor<4> {
     let device = x.device();
-    let [batch, channels, h, w] = x.dims();
     let input = x.into_data();
     let input = input.as_slice::<f32>().expect("f32 input");
-    let mut output = vec![0.0f32; batch * channels * out_h * out_w];
-    for_each_chunk(&mut output, out_h * out_w, |i, out| f(&input[i * h * w..(i + 1) * h * w], out));
-    Tensor::from_data(TensorData::new(output, [batch, channels, out_h, out_w]), &device)
+    let mut output = vec![0.0f32; shape.iter().product()];
+    if let (Some(per_input), Some(per_output)) = (input.len().checked_div(blocks), output.len().checked_div(blocks)) {
+        for_each_chunk(&mut output, per_output, |i, out| f(&input[i * per_input..(i + 1) * per_input], out));
+    }
+    Tensor::from_data(TensorData::new(output, shape), &device)
 }
 
 /// `f(index, chunk)` for each `per_chunk`-long chunk of `output`, in parallel on the CPU's threads
