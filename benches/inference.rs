@@ -33,17 +33,25 @@ use std::time::Instant;
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_string())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn list(name: &str, default: &str) -> Vec<usize> {
-    arg(name, default).split(',').map(|s| s.trim().parse().expect("a number")).collect()
+    arg(name, default)
+        .split(',')
+        .map(|s| s.trim().parse().expect("a number"))
+        .collect()
 }
 
 /// CPU time used so far by all threads of this process (ns precision, from the scheduler's
 /// per-thread accounting), so that a shared machine's preemption can be told from our own cost.
 fn cpu_seconds() -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return f64::NAN };
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
     tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
@@ -72,7 +80,12 @@ struct Peer {
 impl Peer {
     fn spawn(command: &str) -> Option<Self> {
         use std::process::{Command, Stdio};
-        let mut child = Command::new("sh").args(["-c", command]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().ok()?;
+        let mut child = Command::new("sh")
+            .args(["-c", command])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
         let out = std::io::BufReader::new(child.stdout.take()?);
         let mut peer = Self { child, out };
         let hello = peer.read()?;
@@ -90,12 +103,17 @@ impl Peer {
     fn call(&mut self, request: &str) -> serde_json::Value {
         use std::io::Write;
         let stdin = self.child.stdin.as_mut().expect("peer stdin");
-        writeln!(stdin, "{request}").and_then(|_| stdin.flush()).expect("peer alive");
-        self.read().unwrap_or_else(|| panic!("peer gave no answer to {request}"))
+        writeln!(stdin, "{request}")
+            .and_then(|_| stdin.flush())
+            .expect("peer alive");
+        self.read()
+            .unwrap_or_else(|| panic!("peer gave no answer to {request}"))
     }
 
     fn seconds(&mut self, request: &str, field: &str) -> f64 {
-        self.call(request)[field].as_f64().unwrap_or_else(|| panic!("peer: no {field} for {request}"))
+        self.call(request)[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("peer: no {field} for {request}"))
     }
 }
 
@@ -118,36 +136,59 @@ fn main() {
     let batches = list("--batches", "1,16");
     let runs: usize = arg("--runs", "5").parse().expect("runs");
     let card = arg("--card", "weights/model-card.json");
-    let xray = arg("--xray", "../shared/data/chest_xray/test/PNEUMONIA/person1_virus_6.jpeg");
+    let xray = arg(
+        "--xray",
+        "../shared/data/chest_xray/test/PNEUMONIA/person1_virus_6.jpeg",
+    );
     let matmul: usize = arg("--matmul", "2048").parse().expect("matmul size");
     let threads = rayon::current_num_threads();
     let device = Device::flex();
-    let pipeline = Pipeline::from_card_file(Path::new(&card), &device).expect("loading the shipped weights");
+    let pipeline =
+        Pipeline::from_card_file(Path::new(&card), &device).expect("loading the shipped weights");
     let model = &pipeline.model;
-    let mut peer = std::env::args().position(|a| a == "--peer").map(|_| arg("--peer", "")).and_then(|c| {
-        let p = Peer::spawn(&c);
-        if p.is_none() {
-            eprintln!("the peer command failed to start: {c}");
-        }
-        p
-    });
+    let mut peer = std::env::args()
+        .position(|a| a == "--peer")
+        .map(|_| arg("--peer", ""))
+        .and_then(|c| {
+            let p = Peer::spawn(&c);
+            if p.is_none() {
+                eprintln!("the peer command failed to start: {c}");
+            }
+            p
+        });
     let emit = |record: serde_json::Value| {
-        println!("{}", merge(json!({ "impl": "ours", "backend": "burn 0.22.1 flex (CPU)", "threads": threads }), record));
+        println!(
+            "{}",
+            merge(
+                json!({ "impl": "ours", "backend": "burn 0.22.1 flex (CPU)", "threads": threads }),
+                record
+            )
+        );
     };
     let emit_peer = |record: serde_json::Value| {
-        println!("{}", merge(json!({ "impl": "pytorch", "threads": threads }), record));
+        println!(
+            "{}",
+            merge(json!({ "impl": "pytorch", "threads": threads }), record)
+        );
     };
 
     // (wall seconds, CPU seconds) of one forward.
     let ours_forward = |x: &Tensor<4>, batch: usize| {
         let (t, c) = (Instant::now(), cpu_seconds());
-        let p: Vec<f32> = probabilities(model.forward(x.clone())).into_data().try_to_vec().expect("f32");
+        let p: Vec<f32> = probabilities(model.forward(x.clone()))
+            .into_data()
+            .try_to_vec()
+            .expect("f32");
         assert_eq!(p.len(), 2 * batch);
         (t.elapsed().as_secs_f64(), cpu_seconds() - c)
     };
     for &size in &sizes {
         for &batch in &batches {
-            let x = Tensor::<4>::random([batch, 3, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            let x = Tensor::<4>::random(
+                [batch, 3, size, size],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
+            );
             let request = format!("forward {size} {batch}");
             // Warm-up, both sides.
             ours_forward(&x, batch);
@@ -179,28 +220,50 @@ fn main() {
                     mm.push(flop / p.seconds(&format!("matmul {matmul}"), "s") / 1e9);
                 }
             }
-            emit(merge(json!({ "kind": "forward", "size": size, "batch": batch, "cpu": stats(ours_cpu.clone()) }), stats(ours.clone())));
+            emit(merge(
+                json!({ "kind": "forward", "size": size, "batch": batch, "cpu": stats(ours_cpu.clone()) }),
+                stats(ours.clone()),
+            ));
             if !theirs.is_empty() {
-                emit_peer(merge(json!({ "kind": "forward", "size": size, "batch": batch, "cpu": stats(theirs_cpu.clone()) }), stats(theirs.clone())));
+                emit_peer(merge(
+                    json!({ "kind": "forward", "size": size, "batch": batch, "cpu": stats(theirs_cpu.clone()) }),
+                    stats(theirs.clone()),
+                ));
                 let cpu_ratio = median_of_ratios(&ours_cpu, &theirs_cpu);
-                let mut pair = merge(json!({ "kind": "pair_forward", "size": size, "batch": batch, "cpu": cpu_ratio }), median_of_ratios(&ours, &theirs));
+                let mut pair = merge(
+                    json!({ "kind": "pair_forward", "size": size, "batch": batch, "cpu": cpu_ratio }),
+                    median_of_ratios(&ours, &theirs),
+                );
                 if !mm.is_empty() {
                     mm.sort_by(f64::total_cmp);
-                    pair = merge(pair, json!({ "matmul_n": matmul, "matmul_gflops_median": mm[mm.len() / 2], "matmul_gflops_min": mm[0], "matmul_gflops_max": mm[mm.len() - 1] }));
+                    pair = merge(
+                        pair,
+                        json!({ "matmul_n": matmul, "matmul_gflops_median": mm[mm.len() / 2], "matmul_gflops_min": mm[0], "matmul_gflops_max": mm[mm.len() - 1] }),
+                    );
                 }
                 println!("{pair}");
             }
         }
         // Grad-CAM's extra cost: everything after the probabilities are read, as in predict.rs;
         // the peer's is its GradCAM call minus a plain forward, timed back to back.
-        let x = Tensor::<4>::random([1, 3, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let x = Tensor::<4>::random(
+            [1, 3, size, size],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let (mut cam_times, mut peer_extra, mut peer_call) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..=runs {
             let features = model.forward_features(x.clone());
-            let _: Vec<f32> = probabilities(model.head(features.clone())).into_data().try_to_vec().expect("f32");
+            let _: Vec<f32> = probabilities(model.head(features.clone()))
+                .into_data()
+                .try_to_vec()
+                .expect("f32");
             let t = Instant::now();
             let [_, _, h, w] = features.dims();
-            let raw: Vec<f32> = gradcam::raw_maps(features, model.classifier.weight.val(), 0).into_data().try_to_vec().expect("f32");
+            let raw: Vec<f32> = gradcam::raw_maps(features, model.classifier.weight.val(), 0)
+                .into_data()
+                .try_to_vec()
+                .expect("f32");
             let cam = gradcam::finish(&raw, (w, h), size);
             assert_eq!(cam.values.len(), size * size);
             let elapsed = t.elapsed().as_secs_f64();
@@ -208,15 +271,24 @@ fn main() {
             if i > 0 {
                 cam_times.push(elapsed);
                 if let Some(r) = theirs {
-                    let (f, g) = (r["forward_s"].as_f64().unwrap_or(f64::NAN), r["gradcam_s"].as_f64().unwrap_or(f64::NAN));
+                    let (f, g) = (
+                        r["forward_s"].as_f64().unwrap_or(f64::NAN),
+                        r["gradcam_s"].as_f64().unwrap_or(f64::NAN),
+                    );
                     peer_extra.push(g - f);
                     peer_call.push(g);
                 }
             }
         }
-        emit(merge(json!({ "kind": "gradcam", "size": size, "batch": 1 }), stats(cam_times)));
+        emit(merge(
+            json!({ "kind": "gradcam", "size": size, "batch": 1 }),
+            stats(cam_times),
+        ));
         if !peer_extra.is_empty() {
-            emit_peer(merge(json!({ "kind": "gradcam_extra", "size": size, "batch": 1, "call": stats(peer_call) }), stats(peer_extra)));
+            emit_peer(merge(
+                json!({ "kind": "gradcam_extra", "size": size, "batch": 1, "call": stats(peer_call) }),
+                stats(peer_extra),
+            ));
         }
     }
 
@@ -228,12 +300,17 @@ fn main() {
         let mut times = Vec::new();
         for i in 0..=runs {
             let t = Instant::now();
-            pipeline.analyse_blocking(&bytes).expect("analysing the X-ray");
+            pipeline
+                .analyse_blocking(&bytes)
+                .expect("analysing the X-ray");
             if i > 0 {
                 times.push(t.elapsed().as_secs_f64());
             }
         }
-        emit(merge(json!({ "kind": "pipeline", "size": pipeline.card.input_size, "batch": 1, "file": xray }), stats(times)));
+        emit(merge(
+            json!({ "kind": "pipeline", "size": pipeline.card.input_size, "batch": 1, "file": xray }),
+            stats(times),
+        ));
     } else {
         eprintln!("no X-ray at {xray}: skipping the pipeline measurement");
     }

@@ -18,7 +18,10 @@ use std::time::Instant;
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_string())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
@@ -30,13 +33,23 @@ fn ours(backend: Backend, size: usize, batch: usize, steps: usize) -> (f64, f64,
     let device = backend.device().expect("backend").autodiff();
     let mut model = DenseNetConfig::densenet121(1).init(&device);
     let mut optim = AdamConfig::new().init();
-    let x = Tensor::<4>::random([batch, 3, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-    let y = Tensor::<2>::random([batch, 1], burn::tensor::Distribution::Bernoulli(0.5), &device);
+    let x = Tensor::<4>::random(
+        [batch, 3, size, size],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let y = Tensor::<2>::random(
+        [batch, 1],
+        burn::tensor::Distribution::Bernoulli(0.5),
+        &device,
+    );
     let mut times = Vec::new();
     for i in 0..=steps {
         let t = Instant::now();
         let logits = model.forward(x.clone());
-        let loss = (logits.clone().clamp_min(0.0) - logits.clone() * y.clone() + logits.abs().neg().exp().add_scalar(1.0).log()).mean();
+        let loss = (logits.clone().clamp_min(0.0) - logits.clone() * y.clone()
+            + logits.abs().neg().exp().add_scalar(1.0).log())
+        .mean();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-3, model, grads);
         let _ = model.classifier.weight.val().into_data(); // wait for the step to finish
@@ -48,44 +61,93 @@ fn ours(backend: Backend, size: usize, batch: usize, steps: usize) -> (f64, f64,
 }
 
 fn main() {
-    let sizes: Vec<usize> = arg("--sizes", "224,128").split(',').map(|s| s.parse().expect("size")).collect();
+    let sizes: Vec<usize> = arg("--sizes", "224,128")
+        .split(',')
+        .map(|s| s.parse().expect("size"))
+        .collect();
     let batch: usize = arg("--batch", "16").parse().expect("batch");
     let steps: usize = arg("--steps", "3").parse().expect("steps");
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let all = Backend::cpu_backends();
-    let all = all.iter().map(|b| format!("{b:?}").to_lowercase()).collect::<Vec<_>>().join(",");
-    let backends: Vec<Backend> = arg("--backend", &all).split(',').map(|s| Backend::from_str(s, true).expect("backend: flex, libtorch or wgpu")).collect();
+    let all = all
+        .iter()
+        .map(|b| format!("{b:?}").to_lowercase())
+        .collect::<Vec<_>>()
+        .join(",");
+    let backends: Vec<Backend> = arg("--backend", &all)
+        .split(',')
+        .map(|s| Backend::from_str(s, true).expect("backend: flex, libtorch or wgpu"))
+        .collect();
     for b in &backends {
         if let Err(e) = b.device() {
             panic!("{e}");
         }
     }
     let torch = Command::new("python3")
-        .args(["benches/torch_train_step.py", "--sizes", &arg("--sizes", "224,128"), "--batch", &batch.to_string(), "--steps", &steps.to_string(), "--threads", &threads.to_string()])
+        .args([
+            "benches/torch_train_step.py",
+            "--sizes",
+            &arg("--sizes", "224,128"),
+            "--batch",
+            &batch.to_string(),
+            "--steps",
+            &steps.to_string(),
+            "--threads",
+            &threads.to_string(),
+        ])
         .output();
     let torch_rows: Vec<serde_json::Value> = match &torch {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect(),
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
         _ => {
-            eprintln!("PyTorch peer unavailable (pip install torch torchvision): {:?}", torch.as_ref().map(|o| String::from_utf8_lossy(&o.stderr).to_string()));
+            eprintln!(
+                "PyTorch peer unavailable (pip install torch torchvision): {:?}",
+                torch
+                    .as_ref()
+                    .map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+            );
             vec![]
         }
     };
-    println!("DenseNet121 training step (forward+backward+Adam), batch {batch}, {threads} threads, median of {steps} after warm-up");
-    println!("{:>6} | {:>9} | {:>22} | {:>22} | {:>8}", "size", "backend", "ours img/s (min–max s)", "PyTorch img/s (min–max s)", "ratio");
+    println!(
+        "DenseNet121 training step (forward+backward+Adam), batch {batch}, {threads} threads, median of {steps} after warm-up"
+    );
+    println!(
+        "{:>6} | {:>9} | {:>22} | {:>22} | {:>8}",
+        "size", "backend", "ours img/s (min–max s)", "PyTorch img/s (min–max s)", "ratio"
+    );
     for size in sizes {
-        let peer = torch_rows.iter().find(|r| r["size"].as_u64() == Some(size as u64));
+        let peer = torch_rows
+            .iter()
+            .find(|r| r["size"].as_u64() == Some(size as u64));
         for &backend in &backends {
             let (med, min, max) = ours(backend, size, batch, steps);
             let ours_ips = batch as f64 / med;
             let (peer_text, ratio) = match peer {
                 Some(r) => {
                     let ips = r["images_per_second"].as_f64().unwrap_or(f64::NAN);
-                    (format!("{ips:.2} ({:.2}–{:.2})", r["min_s"].as_f64().unwrap_or(0.0), r["max_s"].as_f64().unwrap_or(0.0)), format!("{:.2}×", ours_ips / ips))
+                    (
+                        format!(
+                            "{ips:.2} ({:.2}–{:.2})",
+                            r["min_s"].as_f64().unwrap_or(0.0),
+                            r["max_s"].as_f64().unwrap_or(0.0)
+                        ),
+                        format!("{:.2}×", ours_ips / ips),
+                    )
                 }
                 None => ("n/a".into(), "n/a".into()),
             };
             let name = format!("{backend:?}").to_lowercase();
-            println!("{size:>6} | {name:>9} | {:>22} | {:>22} | {:>8}", format!("{ours_ips:.2} ({min:.2}–{max:.2})"), peer_text, ratio);
+            println!(
+                "{size:>6} | {name:>9} | {:>22} | {:>22} | {:>8}",
+                format!("{ours_ips:.2} ({min:.2}–{max:.2})"),
+                peer_text,
+                ratio
+            );
         }
     }
     if let Some(r) = torch_rows.first() {

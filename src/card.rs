@@ -72,7 +72,10 @@ pub struct Normalisation {
 impl Normalisation {
     /// torchvision's ImageNet statistics, used by every ImageNet-initialised model.
     pub fn imagenet() -> Self {
-        Self { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }
+        Self {
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
     }
 }
 
@@ -90,7 +93,12 @@ pub struct Bands {
 
 impl Default for Bands {
     fn default() -> Self {
-        Self { strong: 0.80, grey_low: 0.55, grey_high: 0.75, leans_negative: 0.50 }
+        Self {
+            strong: 0.80,
+            grey_low: 0.55,
+            grey_high: 0.75,
+            leans_negative: 0.50,
+        }
     }
 }
 
@@ -193,7 +201,12 @@ impl ModelCard {
     }
 
     /// A card for a freshly built model, before training has filled in the facts.
-    pub fn new(name: &str, config: &DenseNetConfig, labels: Vec<String>, input_size: usize) -> Self {
+    pub fn new(
+        name: &str,
+        config: &DenseNetConfig,
+        labels: Vec<String>,
+        input_size: usize,
+    ) -> Self {
         let positive_label = labels.last().cloned().unwrap_or_default();
         Self {
             name: name.into(),
@@ -214,14 +227,22 @@ impl ModelCard {
 
     /// The OOD statistics file name that goes with this card's weights file.
     pub fn ood_file_name(&self) -> String {
-        let stem = self.weights.file.trim_end_matches(".safetensors").trim_end_matches(".int8").trim_end_matches(".f32");
+        let stem = self
+            .weights
+            .file
+            .trim_end_matches(".safetensors")
+            .trim_end_matches(".int8")
+            .trim_end_matches(".f32");
         let stem = if stem.is_empty() { "weights" } else { stem };
         format!("{stem}.ood.safetensors")
     }
 
     /// Index of the positive class in `labels`.
     pub fn positive_index(&self) -> usize {
-        self.labels.iter().position(|l| *l == self.positive_label).unwrap_or(self.labels.len() - 1)
+        self.labels
+            .iter()
+            .position(|l| *l == self.positive_label)
+            .unwrap_or(self.labels.len() - 1)
     }
 }
 
@@ -231,9 +252,18 @@ mod tests {
 
     #[test]
     fn densenet121_depth_is_121() {
-        assert_eq!(Architecture::from_config(&DenseNetConfig::densenet121(1)).depth, 121);
-        assert_eq!(Architecture::from_config(&DenseNetConfig::densenet169(1)).depth, 169);
-        assert_eq!(Architecture::from_config(&DenseNetConfig::densenet201(1)).depth, 201);
+        assert_eq!(
+            Architecture::from_config(&DenseNetConfig::densenet121(1)).depth,
+            121
+        );
+        assert_eq!(
+            Architecture::from_config(&DenseNetConfig::densenet169(1)).depth,
+            169
+        );
+        assert_eq!(
+            Architecture::from_config(&DenseNetConfig::densenet201(1)).depth,
+            201
+        );
     }
 
     #[test]
@@ -248,20 +278,36 @@ mod tests {
 
     #[test]
     fn card_round_trips_through_json() {
-        let card = ModelCard::new("t", &DenseNetConfig::tiny(1), vec!["NORMAL".into(), "PNEUMONIA".into()], 64);
+        let card = ModelCard::new(
+            "t",
+            &DenseNetConfig::tiny(1),
+            vec!["NORMAL".into(), "PNEUMONIA".into()],
+            64,
+        );
         assert_eq!(ModelCard::from_json(&card.to_json()).unwrap(), card);
         assert_eq!(card.architecture.config(), DenseNetConfig::tiny(1));
     }
 
     #[test]
     fn cards_without_ood_still_parse_and_name_their_stats_file() {
-        let mut card = ModelCard::new("t", &DenseNetConfig::tiny(1), vec!["NORMAL".into(), "PNEUMONIA".into()], 64);
+        let mut card = ModelCard::new(
+            "t",
+            &DenseNetConfig::tiny(1),
+            vec!["NORMAL".into(), "PNEUMONIA".into()],
+            64,
+        );
         let json = card.to_json();
         assert!(!json.contains("\"ood\""));
         assert_eq!(ModelCard::from_json(&json).unwrap().ood, None);
         card.weights.file = "pneumoscope-densenet121-v0.2.0.int8.safetensors".into();
-        assert_eq!(card.ood_file_name(), "pneumoscope-densenet121-v0.2.0.ood.safetensors");
-        card.ood = Some(OodInfo { threshold: 40.0, ..Default::default() });
+        assert_eq!(
+            card.ood_file_name(),
+            "pneumoscope-densenet121-v0.2.0.ood.safetensors"
+        );
+        card.ood = Some(OodInfo {
+            threshold: 40.0,
+            ..Default::default()
+        });
         assert_eq!(ModelCard::from_json(&card.to_json()).unwrap(), card);
     }
 }

@@ -18,11 +18,19 @@ pub enum DecodeError {
     NotAnImage,
     #[error("{0} images are not supported (use PNG, JPEG or DICOM)")]
     Unsupported(String),
-    #[error("the image is {width}×{height} ({megapixels:.0} megapixels); the limit is 50 megapixels")]
-    TooLarge { width: u32, height: u32, megapixels: f64 },
+    #[error(
+        "the image is {width}×{height} ({megapixels:.0} megapixels); the limit is 50 megapixels"
+    )]
+    TooLarge {
+        width: u32,
+        height: u32,
+        megapixels: f64,
+    },
     #[error("the image file is damaged or truncated: {0}")]
     Corrupt(String),
-    #[error("the DICOM pixel data is compressed as {name} ({uid}), which this app cannot decode (supported: uncompressed, RLE Lossless, JPEG baseline/extended/lossless)")]
+    #[error(
+        "the DICOM pixel data is compressed as {name} ({uid}), which this app cannot decode (supported: uncompressed, RLE Lossless, JPEG baseline/extended/lossless)"
+    )]
     DicomTransferSyntax { name: String, uid: String },
     #[error("this DICOM file cannot be analysed: {0}")]
     DicomUnsupported(String),
@@ -44,7 +52,10 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     }
     if dicom::is_dicom(bytes) {
         let (image, info) = dicom::decode(bytes)?;
-        return Ok(Decoded { image, dicom: Some(info) });
+        return Ok(Decoded {
+            image,
+            dicom: Some(info),
+        });
     }
     raster_from_bytes(bytes).map(|image| Decoded { image, dicom: None })
 }
@@ -57,11 +68,15 @@ pub fn image_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
 fn raster_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
     let format = image::guess_format(bytes).map_err(|_| DecodeError::NotAnImage)?;
     if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
-        return Err(DecodeError::Unsupported(format!("{format:?}").to_uppercase()));
+        return Err(DecodeError::Unsupported(
+            format!("{format:?}").to_uppercase(),
+        ));
     }
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         // The JPEG decoder pads a cut-off file with grey instead of failing; refuse it here.
-        return Err(DecodeError::Corrupt("the JPEG ends before its end-of-image marker".into()));
+        return Err(DecodeError::Corrupt(
+            "the JPEG ends before its end-of-image marker".into(),
+        ));
     }
     let reader = || ImageReader::with_format(Cursor::new(bytes), format);
     let (width, height) = reader()
@@ -69,14 +84,20 @@ fn raster_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
         .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     let pixels = width as u64 * height as u64;
     if pixels > MAX_PIXELS {
-        return Err(DecodeError::TooLarge { width, height, megapixels: pixels as f64 / 1e6 });
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            megapixels: pixels as f64 / 1e6,
+        });
     }
     let mut limits = Limits::default();
     // 16-bit RGBA at the pixel limit, plus slack for the decoder's own buffers.
     limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
     let mut reader = reader();
     reader.limits(limits);
-    reader.decode().map_err(|e| DecodeError::Corrupt(e.to_string()))
+    reader
+        .decode()
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))
 }
 
 /// A complete JPEG has an end-of-image marker (FF D9) after its last start-of-scan (FF DA).
@@ -97,7 +118,8 @@ mod tests {
     fn png(width: u32, height: u32) -> Vec<u8> {
         let img = image::GrayImage::from_fn(width, height, |x, y| image::Luma([(x + y) as u8]));
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
         out
     }
 
@@ -110,16 +132,29 @@ mod tests {
     #[test]
     fn rejects_bad_inputs_with_typed_errors() {
         assert_eq!(image_from_bytes(&[]), Err(DecodeError::Empty));
-        assert_eq!(image_from_bytes(b"hello, this is text renamed to .png"), Err(DecodeError::NotAnImage));
+        assert_eq!(
+            image_from_bytes(b"hello, this is text renamed to .png"),
+            Err(DecodeError::NotAnImage)
+        );
         let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
-        assert_eq!(image_from_bytes(gif), Err(DecodeError::Unsupported("GIF".into())));
+        assert_eq!(
+            image_from_bytes(gif),
+            Err(DecodeError::Unsupported("GIF".into()))
+        );
         let bytes = png(64, 64);
         let truncated = &bytes[..bytes.len() / 2];
-        assert!(matches!(image_from_bytes(truncated), Err(DecodeError::Corrupt(_))));
-        let jpeg = std::fs::read("../shared/data/chest_xray/test/NORMAL/IM-0001-0001.jpeg").unwrap();
+        assert!(matches!(
+            image_from_bytes(truncated),
+            Err(DecodeError::Corrupt(_))
+        ));
+        let jpeg =
+            std::fs::read("../shared/data/chest_xray/test/NORMAL/IM-0001-0001.jpeg").unwrap();
         assert!(image_from_bytes(&jpeg).is_ok());
         let cut = &jpeg[..jpeg.len() / 3];
-        assert!(matches!(image_from_bytes(cut), Err(DecodeError::Corrupt(_))), "a truncated JPEG must be refused");
+        assert!(
+            matches!(image_from_bytes(cut), Err(DecodeError::Corrupt(_))),
+            "a truncated JPEG must be refused"
+        );
     }
 
     #[test]
@@ -132,7 +167,24 @@ mod tests {
         writer.write_chunk(png::chunk::IDAT, &[0x78, 0x9c]).unwrap();
         drop(writer);
         let result = image_from_bytes(&bytes);
-        assert!(matches!(result, Err(DecodeError::TooLarge { width: 10_000, height: 6_000, .. })), "{result:?}");
-        assert!(matches!(image_from_bytes(&bytes), Err(DecodeError::TooLarge { width: 10_000, height: 6_000, .. })));
+        assert!(
+            matches!(
+                result,
+                Err(DecodeError::TooLarge {
+                    width: 10_000,
+                    height: 6_000,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(matches!(
+            image_from_bytes(&bytes),
+            Err(DecodeError::TooLarge {
+                width: 10_000,
+                height: 6_000,
+                ..
+            })
+        ));
     }
 }

@@ -60,7 +60,10 @@ impl std::fmt::Display for DicomWarning {
                 f,
                 "view position is {v} (lateral): the model was trained on frontal (PA/AP) chest radiographs; this result may be meaningless"
             ),
-            DicomWarning::MultiFrame(n) => write!(f, "the file has {n} frames; only the first frame was analysed"),
+            DicomWarning::MultiFrame(n) => write!(
+                f,
+                "the file has {n} frames; only the first frame was analysed"
+            ),
         }
     }
 }
@@ -80,19 +83,26 @@ pub fn is_dicom(bytes: &[u8]) -> bool {
 /// grayscale image, with its header summary.
 pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
     if !is_dicom(bytes) {
-        return Err(DecodeError::DicomCorrupt("no DICM marker at byte 128".into()));
+        return Err(DecodeError::DicomCorrupt(
+            "no DICM marker at byte 128".into(),
+        ));
     }
     let body = &bytes[PREAMBLE..];
     // The transfer syntax first, so that an unsupported one is named even when the data set
     // itself could not be read (e.g. deflated).
     let meta = FileMetaTable::from_reader(body).map_err(|e| corrupt("file meta information", e))?;
     let uid = meta.transfer_syntax().to_string();
-    let ts = TransferSyntaxRegistry.get(&uid).ok_or_else(|| DecodeError::DicomTransferSyntax {
-        name: "unknown transfer syntax".into(),
-        uid: uid.clone(),
-    })?;
+    let ts = TransferSyntaxRegistry
+        .get(&uid)
+        .ok_or_else(|| DecodeError::DicomTransferSyntax {
+            name: "unknown transfer syntax".into(),
+            uid: uid.clone(),
+        })?;
     if !ts.can_decode_all() {
-        return Err(DecodeError::DicomTransferSyntax { name: ts.name().to_string(), uid });
+        return Err(DecodeError::DicomTransferSyntax {
+            name: ts.name().to_string(),
+            uid,
+        });
     }
     let obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
@@ -103,7 +113,11 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
     let header = ImageHeader::read(&obj)?;
     let pixels = header.columns as u64 * header.rows as u64;
     if pixels > MAX_PIXELS {
-        return Err(DecodeError::TooLarge { width: header.columns, height: header.rows, megapixels: pixels as f64 / 1e6 });
+        return Err(DecodeError::TooLarge {
+            width: header.columns,
+            height: header.rows,
+            megapixels: pixels as f64 / 1e6,
+        });
     }
     if ts.is_encapsulated_pixel_data() {
         check_encapsulated(&obj, &uid, &header, info.frames)?;
@@ -111,18 +125,52 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
         header.check_native_length(&obj)?;
     }
 
-    let decoded = obj.decode_pixel_data_frame(0).map_err(|e| corrupt("pixel data", e))?;
+    let decoded = obj
+        .decode_pixel_data_frame(0)
+        .map_err(|e| corrupt("pixel data", e))?;
     if (decoded.columns(), decoded.rows()) != (header.columns, header.rows) {
-        return Err(DecodeError::DicomCorrupt("the decoded frame's size differs from Rows/Columns".into()));
+        return Err(DecodeError::DicomCorrupt(
+            "the decoded frame's size differs from Rows/Columns".into(),
+        ));
     }
-    let rescale = decoded.rescale().ok().and_then(|r| r.first().copied()).unwrap_or(Rescale { slope: 1.0, intercept: 0.0 });
+    let rescale = decoded
+        .rescale()
+        .ok()
+        .and_then(|r| r.first().copied())
+        .unwrap_or(Rescale {
+            slope: 1.0,
+            intercept: 0.0,
+        });
     // One float buffer, transformed in place (at 50 MP it is 400 MB; a tab has little more).
-    let mut grey: Vec<f64> = stored_values(decoded.data(), &header)?.map(|v| modality_lut(v, rescale)).collect();
+    let mut grey: Vec<f64> = stored_values(decoded.data(), &header)?
+        .map(|v| modality_lut(v, rescale))
+        .collect();
 
-    let voi = if let Some(lut) = decoded.voi_lut_sequence().ok().flatten().and_then(|s| s.first()).filter(|l| !l.data.is_empty()) {
-        Voi::Table(VoiTable { first: lut.min_pixel_value, bits: lut.bits_stored, data: &lut.data })
-    } else if let Some(window) = decoded.window().ok().flatten().and_then(|w| w.first().copied()).filter(|w| w.width > 0.0) {
-        let function = decoded.voi_lut_function().ok().flatten().and_then(|f| f.first().copied()).unwrap_or_default();
+    let voi = if let Some(lut) = decoded
+        .voi_lut_sequence()
+        .ok()
+        .flatten()
+        .and_then(|s| s.first())
+        .filter(|l| !l.data.is_empty())
+    {
+        Voi::Table(VoiTable {
+            first: lut.min_pixel_value,
+            bits: lut.bits_stored,
+            data: &lut.data,
+        })
+    } else if let Some(window) = decoded
+        .window()
+        .ok()
+        .flatten()
+        .and_then(|w| w.first().copied())
+        .filter(|w| w.width > 0.0)
+    {
+        let function = decoded
+            .voi_lut_function()
+            .ok()
+            .flatten()
+            .and_then(|f| f.first().copied())
+            .unwrap_or_default();
         Voi::Window(window, function)
     } else {
         Voi::MinMax
@@ -131,7 +179,10 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
     if header.monochrome1 {
         invert(&mut grey);
     }
-    Ok((to_image(&grey, header.columns, header.rows, header.bits_stored > 8), info))
+    Ok((
+        to_image(&grey, header.columns, header.rows, header.bits_stored > 8),
+        info,
+    ))
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> DecodeError {
@@ -152,12 +203,21 @@ fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i64> {
 fn summary(obj: &DefaultDicomObject, transfer_syntax: &str) -> DicomInfo {
     let modality = text(obj, tags::MODALITY);
     let view_position = text(obj, tags::VIEW_POSITION);
-    let frames = int(obj, tags::NUMBER_OF_FRAMES).filter(|&n| n >= 1).unwrap_or(1).min(u32::MAX as i64) as u32;
+    let frames = int(obj, tags::NUMBER_OF_FRAMES)
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+        .min(u32::MAX as i64) as u32;
     let mut warnings = Vec::new();
-    if !matches!(modality.as_deref().map(str::to_ascii_uppercase).as_deref(), Some("CR" | "DX" | "DR")) {
+    if !matches!(
+        modality.as_deref().map(str::to_ascii_uppercase).as_deref(),
+        Some("CR" | "DX" | "DR")
+    ) {
         warnings.push(DicomWarning::NotRadiograph(modality.clone()));
     }
-    if let Some(view) = view_position.as_deref().filter(|v| matches!(v.to_ascii_uppercase().as_str(), "LL" | "RL" | "LATERAL")) {
+    if let Some(view) = view_position
+        .as_deref()
+        .filter(|v| matches!(v.to_ascii_uppercase().as_str(), "LL" | "RL" | "LATERAL"))
+    {
         warnings.push(DicomWarning::Lateral(view.to_string()));
     }
     if frames > 1 {
@@ -189,31 +249,49 @@ impl ImageHeader {
     fn read(obj: &DefaultDicomObject) -> Result<Self, DecodeError> {
         let unsupported = |why: String| Err(DecodeError::DicomUnsupported(why));
         if obj.element_opt(tags::PIXEL_DATA).ok().flatten().is_none() {
-            return unsupported("the file holds no image (no Pixel Data), e.g. a report or a presentation state".into());
+            return unsupported(
+                "the file holds no image (no Pixel Data), e.g. a report or a presentation state"
+                    .into(),
+            );
         }
         let required = |tag: Tag, name: &str| {
-            int(obj, tag).ok_or_else(|| DecodeError::DicomCorrupt(format!("{name} is missing or invalid")))
+            int(obj, tag)
+                .ok_or_else(|| DecodeError::DicomCorrupt(format!("{name} is missing or invalid")))
         };
         let rows = required(tags::ROWS, "Rows")?;
         let columns = required(tags::COLUMNS, "Columns")?;
         if rows < 1 || columns < 1 || rows > u16::MAX as i64 || columns > u16::MAX as i64 {
-            return Err(DecodeError::DicomCorrupt(format!("invalid image size {columns}×{rows}")));
+            return Err(DecodeError::DicomCorrupt(format!(
+                "invalid image size {columns}×{rows}"
+            )));
         }
         let samples = int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
-        let photometric = text(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default().to_ascii_uppercase();
+        let photometric = text(obj, tags::PHOTOMETRIC_INTERPRETATION)
+            .unwrap_or_default()
+            .to_ascii_uppercase();
         if samples != 1 || !matches!(photometric.as_str(), "MONOCHROME1" | "MONOCHROME2") {
             return unsupported(format!(
                 "Photometric Interpretation {} with {samples} samples per pixel (only grayscale MONOCHROME1/MONOCHROME2 radiographs are supported)",
-                if photometric.is_empty() { "not stated" } else { &photometric }
+                if photometric.is_empty() {
+                    "not stated"
+                } else {
+                    &photometric
+                }
             ));
         }
         let bits_allocated = required(tags::BITS_ALLOCATED, "Bits Allocated")?;
         if bits_allocated != 8 && bits_allocated != 16 {
-            return unsupported(format!("Bits Allocated {bits_allocated} (only 8 and 16 are supported)"));
+            return unsupported(format!(
+                "Bits Allocated {bits_allocated} (only 8 and 16 are supported)"
+            ));
         }
         let bits_stored = int(obj, tags::BITS_STORED).unwrap_or(bits_allocated);
         let high_bit = int(obj, tags::HIGH_BIT).unwrap_or(bits_stored - 1);
-        if bits_stored < 1 || bits_stored > bits_allocated || high_bit < bits_stored - 1 || high_bit >= bits_allocated {
+        if bits_stored < 1
+            || bits_stored > bits_allocated
+            || high_bit < bits_stored - 1
+            || high_bit >= bits_allocated
+        {
             return Err(DecodeError::DicomCorrupt(format!(
                 "inconsistent Bits Allocated/Stored/High Bit ({bits_allocated}/{bits_stored}/{high_bit})"
             )));
@@ -257,11 +335,27 @@ impl ImageHeader {
 /// dicom-rs 0.10's RLE and JPEG adapters index without bounds checks on some malformed frames
 /// (a cut-off RLE segment, a JPEG larger than Rows/Columns), and a panic would abort the whole
 /// page in wasm; so the first frame's compressed data is checked here before it is decoded.
-fn check_encapsulated(obj: &DefaultDicomObject, uid: &str, header: &ImageHeader, frames: u32) -> Result<(), DecodeError> {
-    let fragments = obj.element_opt(tags::PIXEL_DATA).ok().flatten().and_then(|e| e.value().fragments()).unwrap_or(&[]);
+fn check_encapsulated(
+    obj: &DefaultDicomObject,
+    uid: &str,
+    header: &ImageHeader,
+    frames: u32,
+) -> Result<(), DecodeError> {
+    let fragments = obj
+        .element_opt(tags::PIXEL_DATA)
+        .ok()
+        .flatten()
+        .and_then(|e| e.value().fragments())
+        .unwrap_or(&[]);
     let first: std::borrow::Cow<[u8]> = match fragments {
-        [] => return Err(DecodeError::DicomCorrupt("the compressed pixel data has no fragments".into())),
-        [one, ..] if fragments.len() == 1 || fragments.len() == frames as usize => one.as_slice().into(),
+        [] => {
+            return Err(DecodeError::DicomCorrupt(
+                "the compressed pixel data has no fragments".into(),
+            ));
+        }
+        [one, ..] if fragments.len() == 1 || fragments.len() == frames as usize => {
+            one.as_slice().into()
+        }
         _ if frames == 1 => fragments.concat().into(),
         // Several frames spread over several fragments each: left to the decoder.
         _ => return Ok(()),
@@ -269,9 +363,10 @@ fn check_encapsulated(obj: &DefaultDicomObject, uid: &str, header: &ImageHeader,
     match uid {
         "1.2.840.10008.1.2.5" => check_rle(&first, header),
         // JPEG baseline, extended, lossless (process 14) and lossless SV1.
-        "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => {
-            check_jpeg(&first, header)
-        }
+        "1.2.840.10008.1.2.4.50"
+        | "1.2.840.10008.1.2.4.51"
+        | "1.2.840.10008.1.2.4.57"
+        | "1.2.840.10008.1.2.4.70" => check_jpeg(&first, header),
         _ => Ok(()),
     }
 }
@@ -281,9 +376,19 @@ fn check_encapsulated(obj: &DefaultDicomObject, uid: &str, header: &ImageHeader,
 fn check_rle(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
     let bad = |why: String| Err(DecodeError::DicomCorrupt(format!("RLE frame: {why}")));
     if frame.len() < 64 {
-        return bad(format!("{} bytes, shorter than its 64-byte header", frame.len()));
+        return bad(format!(
+            "{} bytes, shorter than its 64-byte header",
+            frame.len()
+        ));
     }
-    let word = |i: usize| u32::from_le_bytes([frame[4 * i], frame[4 * i + 1], frame[4 * i + 2], frame[4 * i + 3]]) as usize;
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            frame[4 * i],
+            frame[4 * i + 1],
+            frame[4 * i + 2],
+            frame[4 * i + 3],
+        ]) as usize
+    };
     let segments = word(0);
     let expected = header.bits_allocated as usize / 8;
     if segments != expected {
@@ -291,13 +396,22 @@ fn check_rle(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
     }
     let pixels = header.rows as usize * header.columns as usize;
     for s in 0..segments {
-        let (start, end) = (word(1 + s), if s + 1 < segments { word(2 + s) } else { frame.len() });
+        let (start, end) = (
+            word(1 + s),
+            if s + 1 < segments {
+                word(2 + s)
+            } else {
+                frame.len()
+            },
+        );
         if start < 64 || start > end || end > frame.len() {
             return bad("segment offsets out of range".into());
         }
         let n = packbits_len(&frame[start..end]);
         if n < pixels {
-            return bad(format!("a segment decodes to {n} bytes, the image has {pixels} pixels (truncated?)"));
+            return bad(format!(
+                "a segment decodes to {n} bytes, the image has {pixels} pixels (truncated?)"
+            ));
         }
     }
     Ok(())
@@ -332,11 +446,15 @@ fn packbits_len(mut data: &[u8]) -> usize {
 /// A JPEG frame must be complete and match Rows/Columns and the bit depth.
 fn check_jpeg(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
     if !crate::decode::jpeg_is_complete(frame) {
-        return Err(DecodeError::DicomCorrupt("the JPEG frame ends before its end-of-image marker".into()));
+        return Err(DecodeError::DicomCorrupt(
+            "the JPEG frame ends before its end-of-image marker".into(),
+        ));
     }
     let mut decoder = jpeg_decoder::Decoder::new(frame);
     decoder.read_info().map_err(|e| corrupt("JPEG frame", e))?;
-    let info = decoder.info().ok_or_else(|| DecodeError::DicomCorrupt("JPEG frame: no header".into()))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| DecodeError::DicomCorrupt("JPEG frame: no header".into()))?;
     if (info.width as u32, info.height as u32) != (header.columns, header.rows) {
         return Err(DecodeError::DicomCorrupt(format!(
             "the JPEG frame is {}×{} but Rows/Columns say {}×{}",
@@ -345,29 +463,54 @@ fn check_jpeg(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
     }
     match (info.pixel_format, header.bits_allocated) {
         (jpeg_decoder::PixelFormat::L8, 8) | (jpeg_decoder::PixelFormat::L16, 16) => Ok(()),
-        (format, bits) => Err(DecodeError::DicomUnsupported(format!("a {format:?} JPEG frame with Bits Allocated {bits}"))),
+        (format, bits) => Err(DecodeError::DicomUnsupported(format!(
+            "a {format:?} JPEG frame with Bits Allocated {bits}"
+        ))),
     }
 }
 
 /// Native-endian decoded samples → stored values: only Bits Stored bits, ending at High Bit,
 /// are the value (the others may hold overlays or garbage), sign-extended when signed.
 /// dicom-pixeldata's raw conversion skips this masking, hence doing it here.
-fn stored_values<'a>(data: &'a [u8], header: &ImageHeader) -> Result<Box<dyn Iterator<Item = i32> + 'a>, DecodeError> {
+fn stored_values<'a>(
+    data: &'a [u8],
+    header: &ImageHeader,
+) -> Result<Box<dyn Iterator<Item = i32> + 'a>, DecodeError> {
     let n = header.rows as usize * header.columns as usize;
     if data.len() < header.frame_bytes() {
-        return Err(DecodeError::DicomCorrupt(format!("the decoded frame has {} bytes, expected {}", data.len(), header.frame_bytes())));
+        return Err(DecodeError::DicomCorrupt(format!(
+            "the decoded frame has {} bytes, expected {}",
+            data.len(),
+            header.frame_bytes()
+        )));
     }
-    let (shift, bits, signed) = (header.high_bit + 1 - header.bits_stored, header.bits_stored, header.signed);
+    let (shift, bits, signed) = (
+        header.high_bit + 1 - header.bits_stored,
+        header.bits_stored,
+        header.signed,
+    );
     Ok(if header.bits_allocated == 8 {
-        Box::new(data[..n].iter().map(move |&b| mask(b as u32, shift, bits, signed)))
+        Box::new(
+            data[..n]
+                .iter()
+                .map(move |&b| mask(b as u32, shift, bits, signed)),
+        )
     } else {
-        Box::new(data[..n * 2].chunks_exact(2).map(move |c| mask(u16::from_ne_bytes([c[0], c[1]]) as u32, shift, bits, signed)))
+        Box::new(
+            data[..n * 2]
+                .chunks_exact(2)
+                .map(move |c| mask(u16::from_ne_bytes([c[0], c[1]]) as u32, shift, bits, signed)),
+        )
     })
 }
 
 fn mask(raw: u32, shift: u16, bits: u16, signed: bool) -> i32 {
     let v = (raw >> shift) & ((1u32 << bits) - 1);
-    if signed && v & (1 << (bits - 1)) != 0 { v as i32 - (1i32 << bits) } else { v as i32 }
+    if signed && v & (1 << (bits - 1)) != 0 {
+        v as i32 - (1i32 << bits)
+    } else {
+        v as i32
+    }
 }
 
 /// Modality LUT (PS3.3 C.11.1): output = stored × slope + intercept.
@@ -394,9 +537,15 @@ enum Voi<'a> {
 fn apply_voi(values: &mut [f64], voi: &Voi) {
     match voi {
         Voi::Table(lut) => values.iter_mut().for_each(|x| *x = voi_table(*x, lut)),
-        Voi::Window(w, f) => values.iter_mut().for_each(|x| *x = window(*x, w.center, w.width, *f)),
+        Voi::Window(w, f) => values
+            .iter_mut()
+            .for_each(|x| *x = window(*x, w.center, w.width, *f)),
         Voi::MinMax => {
-            let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            let (lo, hi) = values
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
             // A flat image stays black rather than dividing by zero.
             let range = if hi > lo { hi - lo } else { 1.0 };
             values.iter_mut().for_each(|v| *v = (*v - lo) / range);
@@ -455,11 +604,21 @@ fn invert(grey: &mut [f64]) {
 fn to_image(grey: &[f64], width: u32, height: u32, sixteen: bool) -> DynamicImage {
     let clamp = |v: f64| v.clamp(0.0, 1.0);
     if sixteen {
-        let px = grey.iter().map(|&v| (clamp(v) * 65535.0).round() as u16).collect();
-        DynamicImage::ImageLuma16(ImageBuffer::<Luma<u16>, _>::from_raw(width, height, px).expect("buffer size matches"))
+        let px = grey
+            .iter()
+            .map(|&v| (clamp(v) * 65535.0).round() as u16)
+            .collect();
+        DynamicImage::ImageLuma16(
+            ImageBuffer::<Luma<u16>, _>::from_raw(width, height, px).expect("buffer size matches"),
+        )
     } else {
-        let px = grey.iter().map(|&v| (clamp(v) * 255.0).round() as u8).collect();
-        DynamicImage::ImageLuma8(ImageBuffer::<Luma<u8>, _>::from_raw(width, height, px).expect("buffer size matches"))
+        let px = grey
+            .iter()
+            .map(|&v| (clamp(v) * 255.0).round() as u8)
+            .collect();
+        DynamicImage::ImageLuma8(
+            ImageBuffer::<Luma<u8>, _>::from_raw(width, height, px).expect("buffer size matches"),
+        )
     }
 }
 
@@ -488,7 +647,10 @@ mod tests {
     fn linear_exact_and_sigmoid_windows() {
         assert_eq!(window(0.0, 100.0, 200.0, VoiLutFunction::LinearExact), 0.0);
         assert!((window(150.0, 100.0, 200.0, VoiLutFunction::LinearExact) - 0.75).abs() < 1e-12);
-        assert_eq!(window(201.0, 100.0, 200.0, VoiLutFunction::LinearExact), 1.0);
+        assert_eq!(
+            window(201.0, 100.0, 200.0, VoiLutFunction::LinearExact),
+            1.0
+        );
         assert!((window(100.0, 100.0, 200.0, VoiLutFunction::Sigmoid) - 0.5).abs() < 1e-12);
         assert!(window(400.0, 100.0, 200.0, VoiLutFunction::Sigmoid) > 0.99);
     }
@@ -503,10 +665,25 @@ mod tests {
 
     #[test]
     fn rescale_then_min_max() {
-        let r = Rescale { slope: 2.0, intercept: -1024.0 };
+        let r = Rescale {
+            slope: 2.0,
+            intercept: -1024.0,
+        };
         assert_eq!(modality_lut(1000, r), 976.0);
-        assert_eq!(modality_lut(-3, Rescale { slope: 0.5, intercept: 10.0 }), 8.5);
-        let mut values: Vec<f64> = [100, 300, 500].iter().map(|&v| modality_lut(v, r)).collect();
+        assert_eq!(
+            modality_lut(
+                -3,
+                Rescale {
+                    slope: 0.5,
+                    intercept: 10.0
+                }
+            ),
+            8.5
+        );
+        let mut values: Vec<f64> = [100, 300, 500]
+            .iter()
+            .map(|&v| modality_lut(v, r))
+            .collect();
         apply_voi(&mut values, &Voi::MinMax);
         assert_eq!(values, vec![0.0, 0.5, 1.0]);
         // A flat image does not divide by zero.
@@ -527,7 +704,11 @@ mod tests {
 
     #[test]
     fn voi_table_clamps_and_scales() {
-        let lut = VoiTable { first: 10, bits: 8, data: &[0, 51, 255] };
+        let lut = VoiTable {
+            first: 10,
+            bits: 8,
+            data: &[0, 51, 255],
+        };
         assert_eq!(voi_table(0.0, &lut), 0.0);
         assert!((voi_table(11.0, &lut) - 0.2).abs() < 1e-12);
         assert_eq!(voi_table(99.0, &lut), 1.0);

@@ -25,8 +25,15 @@ pub struct Cam {
 pub fn raw_maps(features: Tensor<4>, classifier_weight: Tensor<2>, class: usize) -> Tensor<3> {
     let [batch, channels, h, w] = features.dims();
     let hw = (h * w) as f32;
-    let weight = classifier_weight.narrow(1, class, 1).reshape([1, channels, 1, 1]);
-    let active = features.clone().greater_elem(0.0).float().sum_dim(3).sum_dim(2);
+    let weight = classifier_weight
+        .narrow(1, class, 1)
+        .reshape([1, channels, 1, 1]);
+    let active = features
+        .clone()
+        .greater_elem(0.0)
+        .float()
+        .sum_dim(3)
+        .sum_dim(2);
     let alpha = active.mul(weight).div_scalar(hw * hw);
     let rectified = burn::tensor::activation::relu(features);
     let cam = rectified.mul(alpha).sum_dim(1).reshape([batch, h, w]);
@@ -46,7 +53,11 @@ fn min_max(values: &mut [f32]) {
 }
 
 /// Bilinear resize with half-pixel centres (OpenCV's INTER_LINEAR when enlarging).
-pub fn resize_bilinear(src: &[f32], (sw, sh): (usize, usize), (dw, dh): (usize, usize)) -> Vec<f32> {
+pub fn resize_bilinear(
+    src: &[f32],
+    (sw, sh): (usize, usize),
+    (dw, dh): (usize, usize),
+) -> Vec<f32> {
     let coord = |d: usize, scale: f32, limit: usize| {
         let x = ((d as f32 + 0.5) * scale - 0.5).max(0.0);
         let x0 = (x.floor() as usize).min(limit - 1);
@@ -73,13 +84,18 @@ pub fn finish(raw: &[f32], (w, h): (usize, usize), size: usize) -> Cam {
     min_max(&mut small);
     let mut values = resize_bilinear(&small, (w, h), (size, size));
     min_max(&mut values);
-    Cam { width: size, height: size, values }
+    Cam {
+        width: size,
+        height: size,
+        values,
+    }
 }
 
 /// Jet colour map (blue = ignored → red = most important), as OpenCV's COLORMAP_JET.
 pub fn jet(v: f32) -> [u8; 3] {
     let v = v.clamp(0.0, 1.0);
-    let channel = |offset: f32| ((1.5 - (4.0 * v - offset).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
+    let channel =
+        |offset: f32| ((1.5 - (4.0 * v - offset).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
     [channel(3.0), channel(2.0), channel(1.0)]
 }
 
@@ -91,11 +107,18 @@ pub fn overlay(base: &image::RgbImage, cam: &Cam, opacity: f32) -> image::RgbIma
     let cam_img = if cam_img.dimensions() == base.dimensions() {
         cam_img
     } else {
-        image::imageops::resize(&cam_img, base.width(), base.height(), image::imageops::FilterType::Triangle)
+        image::imageops::resize(
+            &cam_img,
+            base.width(),
+            base.height(),
+            image::imageops::FilterType::Triangle,
+        )
     };
     image::RgbImage::from_fn(base.width(), base.height(), |x, y| {
         let (b, c) = (base.get_pixel(x, y), cam_img.get_pixel(x, y));
-        image::Rgb(std::array::from_fn(|i| (b[i] as f32 * (1.0 - opacity) + c[i] as f32 * opacity).round() as u8))
+        image::Rgb(std::array::from_fn(|i| {
+            (b[i] as f32 * (1.0 - opacity) + c[i] as f32 * opacity).round() as u8
+        }))
     })
 }
 

@@ -21,6 +21,6 @@ pub mod ood;
 pub mod plots;
 pub mod predict;
 pub mod preprocess;
-pub mod weights;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
+pub mod weights;

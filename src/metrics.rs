@@ -46,7 +46,11 @@ impl Confusion {
     }
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.sensitivity());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 }
 
@@ -59,7 +63,11 @@ pub fn roc_curve(scores: &[f32], positives: &[bool]) -> Vec<(f64, f64, f32)> {
     let mut points = vec![(0.0, 0.0, f32::INFINITY)];
     let (mut tp, mut fp) = (0, 0);
     for (i, &idx) in order.iter().enumerate() {
-        if positives[idx] { tp += 1 } else { fp += 1 }
+        if positives[idx] {
+            tp += 1
+        } else {
+            fp += 1
+        }
         // Tied scores form one step of the curve.
         if i + 1 == order.len() || scores[order[i + 1]] != scores[idx] {
             points.push((ratio(fp, n), ratio(tp, p), scores[idx]));
@@ -70,7 +78,10 @@ pub fn roc_curve(scores: &[f32], positives: &[bool]) -> Vec<(f64, f64, f32)> {
 
 /// Area under the ROC curve (trapezoids, ties count one half, as scikit-learn's roc_auc_score).
 pub fn roc_auc(scores: &[f32], positives: &[bool]) -> f64 {
-    roc_curve(scores, positives).windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum()
+    roc_curve(scores, positives)
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+        .sum()
 }
 
 /// The threshold maximising Youden's J (sensitivity + specificity − 1), chosen on validation.
@@ -108,7 +119,15 @@ mod tests {
         let scores = [0.9, 0.8, 0.3, 0.6, 0.2, 0.1];
         let truth = [true, true, true, false, false, false];
         let c = Confusion::at(&scores, &truth, 0.5);
-        assert_eq!(c, Confusion { tp: 2, fp: 1, tn: 2, r#fn: 1 });
+        assert_eq!(
+            c,
+            Confusion {
+                tp: 2,
+                fp: 1,
+                tn: 2,
+                r#fn: 1
+            }
+        );
         assert!((c.accuracy() - 4.0 / 6.0).abs() < 1e-12);
         assert!((c.sensitivity() - 2.0 / 3.0).abs() < 1e-12);
         assert!((c.specificity() - 2.0 / 3.0).abs() < 1e-12);
@@ -119,7 +138,9 @@ mod tests {
     #[test]
     fn auc_matches_scikit_learn() {
         // sklearn.metrics.roc_auc_score([0,0,1,1], [0.1,0.4,0.35,0.8]) == 0.75
-        assert!((roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]) - 0.75).abs() < 1e-12);
+        assert!(
+            (roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]) - 0.75).abs() < 1e-12
+        );
         // Ties count one half: roc_auc_score([0,1], [0.5,0.5]) == 0.5
         assert!((roc_auc(&[0.5, 0.5], &[false, true]) - 0.5).abs() < 1e-12);
         assert_eq!(roc_auc(&[0.1, 0.9], &[false, true]), 1.0);
@@ -129,6 +150,9 @@ mod tests {
     fn youden_threshold_separates_separable_scores() {
         let t = youden_threshold(&[0.1, 0.2, 0.7, 0.8], &[false, false, true, true]);
         assert_eq!(t, 0.7);
-        assert_eq!(summarise(&[0.1, 0.2, 0.7, 0.8], &[false, false, true, true], t).accuracy, 1.0);
+        assert_eq!(
+            summarise(&[0.1, 0.2, 0.7, 0.8], &[false, false, true, true], t).accuracy,
+            1.0
+        );
     }
 }

@@ -27,7 +27,9 @@ pub struct MlflowRun {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn agent() -> ureq::Agent {
@@ -40,12 +42,24 @@ fn agent() -> ureq::Agent {
 }
 
 /// Turns a response into its JSON body, or an error that carries MLflow's own message.
-fn reply(what: &str, response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> anyhow::Result<Value> {
-    let mut response = response.map_err(|e| anyhow::anyhow!("MLflow {what}: cannot reach the tracking server: {e}"))?;
+fn reply(
+    what: &str,
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> anyhow::Result<Value> {
+    let mut response = response
+        .map_err(|e| anyhow::anyhow!("MLflow {what}: cannot reach the tracking server: {e}"))?;
     let status = response.status();
     let text = response.body_mut().read_to_string().unwrap_or_default();
-    anyhow::ensure!(status.is_success(), "MLflow {what}: HTTP {status}: {}", text.chars().take(500).collect::<String>());
-    Ok(if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+    anyhow::ensure!(
+        status.is_success(),
+        "MLflow {what}: HTTP {status}: {}",
+        text.chars().take(500).collect::<String>()
+    );
+    Ok(if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)?
+    })
 }
 
 impl MlflowRun {
@@ -54,11 +68,21 @@ impl MlflowRun {
     }
 
     fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        reply(path, self.agent.post(Self::api(&self.run.tracking_uri, path)).send_json(body))
+        reply(
+            path,
+            self.agent
+                .post(Self::api(&self.run.tracking_uri, path))
+                .send_json(body),
+        )
     }
 
     /// Creates a run in `experiment` (created if missing) on the server at `tracking_uri`.
-    pub fn start(tracking_uri: &str, experiment: &str, run_name: &str, tags: &[(&str, String)]) -> anyhow::Result<Self> {
+    pub fn start(
+        tracking_uri: &str,
+        experiment: &str,
+        run_name: &str,
+        tags: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             tracking_uri.starts_with("http://") || tracking_uri.starts_with("https://"),
             "MLflow tracking URI {tracking_uri:?}: expected an http(s):// address of an MLflow tracking server"
@@ -66,20 +90,34 @@ impl MlflowRun {
         let agent = agent();
         let found = reply(
             "experiments/get-by-name",
-            agent.get(Self::api(tracking_uri, "mlflow/experiments/get-by-name")).query("experiment_name", experiment).call(),
+            agent
+                .get(Self::api(tracking_uri, "mlflow/experiments/get-by-name"))
+                .query("experiment_name", experiment)
+                .call(),
         );
         let experiment_id = match found {
-            Ok(v) => v["experiment"]["experiment_id"].as_str().unwrap_or_default().to_string(),
+            Ok(v) => v["experiment"]["experiment_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             Err(e) if e.to_string().contains("RESOURCE_DOES_NOT_EXIST") => {
                 let created = reply(
                     "experiments/create",
-                    agent.post(Self::api(tracking_uri, "mlflow/experiments/create")).send_json(json!({ "name": experiment })),
+                    agent
+                        .post(Self::api(tracking_uri, "mlflow/experiments/create"))
+                        .send_json(json!({ "name": experiment })),
                 )?;
-                created["experiment_id"].as_str().unwrap_or_default().to_string()
+                created["experiment_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
             }
             Err(e) => return Err(e),
         };
-        let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect();
+        let tags: Vec<Value> = tags
+            .iter()
+            .map(|(k, v)| json!({ "key": k, "value": v }))
+            .collect();
         let created = reply(
             "runs/create",
             agent.post(Self::api(tracking_uri, "mlflow/runs/create")).send_json(json!({
@@ -91,15 +129,24 @@ impl MlflowRun {
             tracking_uri: tracking_uri.trim_end_matches('/').to_string(),
             experiment_id,
             run_id: info["run_id"].as_str().unwrap_or_default().to_string(),
-            artifact_uri: info["artifact_uri"].as_str().unwrap_or_default().to_string(),
+            artifact_uri: info["artifact_uri"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         };
-        anyhow::ensure!(!run.run_id.is_empty(), "MLflow runs/create: no run id in the reply");
+        anyhow::ensure!(
+            !run.run_id.is_empty(),
+            "MLflow runs/create: no run id in the reply"
+        );
         Ok(Self { run, agent })
     }
 
     /// Continues a run created earlier (marks it running again).
     pub fn reopen(run: RunRef) -> anyhow::Result<Self> {
-        let this = Self { run, agent: agent() };
+        let this = Self {
+            run,
+            agent: agent(),
+        };
         this.set_status("RUNNING")?;
         Ok(this)
     }
@@ -116,8 +163,16 @@ impl MlflowRun {
     /// Logs parameters (MLflow keeps the first value of a key; values are cut at 6000 characters).
     pub fn log_params(&self, params: &[(String, String)]) -> anyhow::Result<()> {
         for chunk in params.chunks(100) {
-            let params: Vec<Value> = chunk.iter().map(|(k, v)| json!({ "key": k, "value": v.chars().take(6000).collect::<String>() })).collect();
-            self.post("mlflow/runs/log-batch", json!({ "run_id": self.run.run_id, "params": params }))?;
+            let params: Vec<Value> = chunk
+                .iter()
+                .map(
+                    |(k, v)| json!({ "key": k, "value": v.chars().take(6000).collect::<String>() }),
+                )
+                .collect();
+            self.post(
+                "mlflow/runs/log-batch",
+                json!({ "run_id": self.run.run_id, "params": params }),
+            )?;
         }
         Ok(())
     }
@@ -130,7 +185,11 @@ impl MlflowRun {
             .filter(|(_, v)| v.is_finite())
             .map(|(k, v)| json!({ "key": k, "value": v, "timestamp": timestamp, "step": step }))
             .collect();
-        self.post("mlflow/runs/log-batch", json!({ "run_id": self.run.run_id, "metrics": metrics })).map(|_| ())
+        self.post(
+            "mlflow/runs/log-batch",
+            json!({ "run_id": self.run.run_id, "metrics": metrics }),
+        )
+        .map(|_| ())
     }
 
     /// Uploads `file` as the artefact `dir/<file name>` (or at the root when `dir` is empty).
@@ -141,10 +200,22 @@ impl MlflowRun {
                 self.run.artifact_uri
             )
         })?;
-        let name = file.file_name().ok_or_else(|| anyhow::anyhow!("{} is not a file", file.display()))?.to_string_lossy();
-        let path = if dir.is_empty() { name.to_string() } else { format!("{}/{name}", dir.trim_matches('/')) };
-        let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
-        let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{}/{path}", self.run.tracking_uri, root.trim_matches('/'));
+        let name = file
+            .file_name()
+            .ok_or_else(|| anyhow::anyhow!("{} is not a file", file.display()))?
+            .to_string_lossy();
+        let path = if dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", dir.trim_matches('/'))
+        };
+        let bytes =
+            std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+        let url = format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/{}/{path}",
+            self.run.tracking_uri,
+            root.trim_matches('/')
+        );
         reply("artifact upload", self.agent.put(url).send(&bytes[..])).map(|_| ())
     }
 
@@ -164,7 +235,15 @@ pub fn flatten(value: &Value) -> Vec<(String, String)> {
         match value {
             Value::Object(map) => {
                 for (k, v) in map {
-                    walk(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out);
+                    walk(
+                        &if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        },
+                        v,
+                        out,
+                    );
                 }
             }
             Value::Null => out.push((prefix.to_string(), "none".into())),
@@ -183,7 +262,9 @@ mod tests {
 
     #[test]
     fn nested_config_flattens_to_dotted_params() {
-        let params = flatten(&json!({ "epochs": 3, "init": null, "model": { "depth": [6, 12] }, "data": "x" }));
+        let params = flatten(
+            &json!({ "epochs": 3, "init": null, "model": { "depth": [6, 12] }, "data": "x" }),
+        );
         assert_eq!(
             params,
             vec![
@@ -197,7 +278,10 @@ mod tests {
 
     #[test]
     fn a_non_http_uri_is_refused_clearly() {
-        let err = MlflowRun::start("./mlruns", "e", "r", &[]).err().unwrap().to_string();
+        let err = MlflowRun::start("./mlruns", "e", "r", &[])
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("http(s)://"), "{err}");
     }
 }

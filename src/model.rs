@@ -34,10 +34,14 @@ impl DenseNetConfig {
         Self::new().with_num_outputs(num_outputs)
     }
     pub fn densenet169(num_outputs: usize) -> Self {
-        Self::new().with_block_config(vec![6, 12, 32, 32]).with_num_outputs(num_outputs)
+        Self::new()
+            .with_block_config(vec![6, 12, 32, 32])
+            .with_num_outputs(num_outputs)
     }
     pub fn densenet201(num_outputs: usize) -> Self {
-        Self::new().with_block_config(vec![6, 12, 48, 32]).with_num_outputs(num_outputs)
+        Self::new()
+            .with_block_config(vec![6, 12, 48, 32])
+            .with_num_outputs(num_outputs)
     }
     /// A few-kilobyte network with the same structure, for fast tests and golden fixtures.
     pub fn tiny(num_outputs: usize) -> Self {
@@ -66,7 +70,13 @@ impl DenseNetConfig {
         let mut blocks = Vec::new();
         let mut transitions = Vec::new();
         for (i, &layers) in self.block_config.iter().enumerate() {
-            blocks.push(DenseBlock::new(layers, channels, self.growth_rate, self.bn_size, device));
+            blocks.push(DenseBlock::new(
+                layers,
+                channels,
+                self.growth_rate,
+                self.bn_size,
+                device,
+            ));
             channels += layers * self.growth_rate;
             if i + 1 < self.block_config.len() {
                 transitions.push(Transition::new(channels, channels / 2, device));
@@ -75,7 +85,14 @@ impl DenseNetConfig {
         }
         DenseNet {
             features: Features {
-                conv0: conv(3, self.num_init_features, 7, STEM_STRIDE, STEM_PADDING, device),
+                conv0: conv(
+                    3,
+                    self.num_init_features,
+                    7,
+                    STEM_STRIDE,
+                    STEM_PADDING,
+                    device,
+                ),
                 norm0: batch_norm(self.num_init_features, device),
                 pool0: MaxPool2dConfig::new([3, 3])
                     .with_strides([2, 2])
@@ -94,7 +111,14 @@ impl DenseNetConfig {
 const STEM_STRIDE: usize = 2;
 const STEM_PADDING: usize = 3;
 
-fn conv(input: usize, output: usize, kernel: usize, stride: usize, pad: usize, device: &Device) -> Conv2d {
+fn conv(
+    input: usize,
+    output: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    device: &Device,
+) -> Conv2d {
     Conv2dConfig::new([input, output], [kernel, kernel])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
@@ -114,8 +138,12 @@ fn norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let channels = bn.gamma.shape().dims::<1>()[0];
     let var = bn.running_var.value();
     let scale = bn.gamma.val().div(var.add_scalar(bn.epsilon).sqrt());
-    let shift = bn.beta.val().sub(bn.running_mean.value().mul(scale.clone()));
-    x.mul(scale.reshape([1, channels, 1, 1])).add(shift.reshape([1, channels, 1, 1]))
+    let shift = bn
+        .beta
+        .val()
+        .sub(bn.running_mean.value().mul(scale.clone()));
+    x.mul(scale.reshape([1, channels, 1, 1]))
+        .add(shift.reshape([1, channels, 1, 1]))
 }
 
 /// [`norm`] then ReLU (every batch norm of DenseNet but the last).
@@ -125,7 +153,10 @@ fn norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
 
 fn batch_norm(features: usize, device: &Device) -> BatchNorm {
     // torchvision's eps and momentum.
-    BatchNormConfig::new(features).with_epsilon(1e-5).with_momentum(0.1).init(device)
+    BatchNormConfig::new(features)
+        .with_epsilon(1e-5)
+        .with_momentum(0.1)
+        .init(device)
 }
 
 #[derive(Module, Debug)]
@@ -149,7 +180,11 @@ impl DenseLayer {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.conv1.forward(norm_relu(&self.norm1, x));
         let x = norm_relu(&self.norm2, x);
-        if cpu_kernels::applies(&x) { cpu_kernels::conv3x3(x, self.conv2.weight.val()) } else { self.conv2.forward(x) }
+        if cpu_kernels::applies(&x) {
+            cpu_kernels::conv3x3(x, self.conv2.weight.val())
+        } else {
+            self.conv2.forward(x)
+        }
     }
 }
 
@@ -199,7 +234,11 @@ impl Transition {
     /// a quarter of the pixels. Same result up to f32 rounding.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = norm_relu(&self.norm, x);
-        let x = if cpu_kernels::applies(&x) { cpu_kernels::avg_pool_2x2(x) } else { self.pool.forward(x) };
+        let x = if cpu_kernels::applies(&x) {
+            cpu_kernels::avg_pool_2x2(x)
+        } else {
+            self.pool.forward(x)
+        };
         self.conv.forward(x)
     }
 }
@@ -216,9 +255,17 @@ pub struct Features {
 
 impl Features {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = if cpu_kernels::applies(&x) { cpu_kernels::conv_im2col(x, self.conv0.weight.val(), STEM_STRIDE, STEM_PADDING) } else { self.conv0.forward(x) };
+        let x = if cpu_kernels::applies(&x) {
+            cpu_kernels::conv_im2col(x, self.conv0.weight.val(), STEM_STRIDE, STEM_PADDING)
+        } else {
+            self.conv0.forward(x)
+        };
         let x = norm_relu(&self.norm0, x);
-        let mut x = if cpu_kernels::applies(&x) { cpu_kernels::max_pool_3x3_s2(x) } else { self.pool0.forward(x) };
+        let mut x = if cpu_kernels::applies(&x) {
+            cpu_kernels::max_pool_3x3_s2(x)
+        } else {
+            self.pool0.forward(x)
+        };
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
             if let Some(transition) = self.transitions.get(i) {
@@ -267,8 +314,18 @@ impl DenseNet {
             conv0: toggle(false, f.conv0),
             norm0: toggle(false, f.norm0),
             pool0: f.pool0,
-            blocks: f.blocks.into_iter().enumerate().map(|(i, b)| toggle(i >= first_trainable, b)).collect(),
-            transitions: f.transitions.into_iter().enumerate().map(|(i, t)| toggle(i + 1 >= first_trainable, t)).collect(),
+            blocks: f
+                .blocks
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| toggle(i >= first_trainable, b))
+                .collect(),
+            transitions: f
+                .transitions
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| toggle(i + 1 >= first_trainable, t))
+                .collect(),
             norm5: toggle(trainable > 0, f.norm5),
         };
         self
@@ -281,7 +338,11 @@ impl DenseNet {
 }
 
 fn toggle<M: Module>(train: bool, module: M) -> M {
-    if train { module.unfreeze() } else { module.freeze() }
+    if train {
+        module.unfreeze()
+    } else {
+        module.freeze()
+    }
 }
 
 /// Logits → class probabilities: sigmoid for one output (returns `[1-p, p]`), softmax otherwise.

@@ -70,13 +70,20 @@ impl Pipeline {
     }
 
     pub fn new(card: ModelCard, model: DenseNet, device: &Device) -> Self {
-        Self { card, model: model.valid().to_device(device), device: device.clone(), ood: None }
+        Self {
+            card,
+            model: model.valid().to_device(device),
+            device: device.clone(),
+            ood: None,
+        }
     }
 
     /// Adds the OOD statistics the card names (`bytes`: the file), checked against the card's
     /// sha256 and the model's feature size.
     pub fn with_ood(mut self, bytes: &[u8]) -> Result<Self, OodError> {
-        let Some(info) = &self.card.ood else { return Ok(self) };
+        let Some(info) = &self.card.ood else {
+            return Ok(self);
+        };
         let stats = OodStats::load(bytes, &info.sha256)?;
         let threshold = info.threshold;
         self.set_ood(stats, threshold)?;
@@ -87,7 +94,10 @@ impl Pipeline {
     pub fn set_ood(&mut self, stats: OodStats, threshold: f32) -> Result<(), OodError> {
         let model = self.model.classifier.weight.shape().dims::<2>()[0];
         if stats.dim() != model {
-            return Err(OodError::Dimension { stats: stats.dim(), model });
+            return Err(OodError::Dimension {
+                stats: stats.dim(),
+                model,
+            });
         }
         self.ood = Some(OodModel { stats, threshold });
         Ok(())
@@ -113,14 +123,23 @@ impl Pipeline {
     /// Analyses already decoded images with one batched forward pass (the CLI's `--batch`; a
     /// batch costs less per image than single images on the CPU). Each prediction's
     /// `inference_ms` is its share of the batch's.
-    pub async fn analyse_images(&self, images: &[DynamicImage]) -> Result<Vec<Prediction>, PredictError> {
+    pub async fn analyse_images(
+        &self,
+        images: &[DynamicImage],
+    ) -> Result<Vec<Prediction>, PredictError> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
         let size = self.card.input_size;
         let start = Instant::now();
-        let pixels: Vec<Vec<f32>> = images.iter().map(|image| preprocess::pixels_chw(image, size as u32, &self.card.normalisation)).collect();
-        let uniform: Vec<bool> = pixels.iter().map(|p| ood::is_uniform(p, &self.card.normalisation)).collect();
+        let pixels: Vec<Vec<f32>> = images
+            .iter()
+            .map(|image| preprocess::pixels_chw(image, size as u32, &self.card.normalisation))
+            .collect();
+        let uniform: Vec<bool> = pixels
+            .iter()
+            .map(|p| ood::is_uniform(p, &self.card.normalisation))
+            .collect();
         let input = preprocess::batch_tensor(pixels.concat(), size, &self.device);
         let features = self.model.forward_features(input);
         let pooled = self.model.pool(features.clone());
@@ -141,7 +160,11 @@ impl Pipeline {
             let start = Instant::now();
             let (label_index, probability) = self.decide(probabilities);
             // Binary heads have one logit (the positive class); otherwise explain the chosen class.
-            let logit = if self.model.num_outputs() == 1 { 0 } else { label_index };
+            let logit = if self.model.num_outputs() == 1 {
+                0
+            } else {
+                label_index
+            };
             let features = features.clone().narrow(0, i, 1);
             let [_, _, h, w] = features.dims();
             let raw = gradcam::raw_maps(features, self.model.classifier.weight.val(), logit);
@@ -155,7 +178,12 @@ impl Pipeline {
                 band: self.card.bands.classify(probability),
                 probabilities: probabilities.to_vec(),
                 cam,
-                timings: Timings { decode_ms: 0.0, inference_ms, gradcam_ms, ood_ms },
+                timings: Timings {
+                    decode_ms: 0.0,
+                    inference_ms,
+                    gradcam_ms,
+                    ood_ms,
+                },
                 dicom: None,
                 ood,
                 features: embedding.to_vec(),
@@ -166,21 +194,45 @@ impl Pipeline {
 
     /// The OOD verdict on `features`; a refused image is retried inverted and rotated (one
     /// batched forward pass, paid only by refused inputs) to say what it looks like.
-    async fn check_ood(&self, image: &DynamicImage, uniform: bool, features: &[f32]) -> Result<OodCheck, PredictError> {
-        let Some(ood) = &self.ood else { return Ok(OodCheck::Unavailable) };
+    async fn check_ood(
+        &self,
+        image: &DynamicImage,
+        uniform: bool,
+        features: &[f32],
+    ) -> Result<OodCheck, PredictError> {
+        let Some(ood) = &self.ood else {
+            return Ok(OodCheck::Unavailable);
+        };
         let threshold = ood.threshold;
         let (distance, passed) = ood.passes(features);
         if uniform {
-            return Ok(OodCheck::Refused { distance, threshold, fix: None, uniform });
+            return Ok(OodCheck::Refused {
+                distance,
+                threshold,
+                fix: None,
+                uniform,
+            });
         }
         if passed {
-            return Ok(OodCheck::Passed { distance, threshold });
+            return Ok(OodCheck::Passed {
+                distance,
+                threshold,
+            });
         }
         // Fixes commute with the resize to the square input: apply them to the small image.
         let size = self.card.input_size as u32;
         let small = preprocess::resized(image, size);
-        let pixels: Vec<f32> = Fix::ALL.iter().flat_map(|f| preprocess::pixels_chw(&f.apply(&small), size, &self.card.normalisation)).collect();
-        let pooled = self.model.pool(self.model.forward_features(preprocess::batch_tensor(pixels, size as usize, &self.device)));
+        let pixels: Vec<f32> = Fix::ALL
+            .iter()
+            .flat_map(|f| preprocess::pixels_chw(&f.apply(&small), size, &self.card.normalisation))
+            .collect();
+        let pooled = self
+            .model
+            .pool(self.model.forward_features(preprocess::batch_tensor(
+                pixels,
+                size as usize,
+                &self.device,
+            )));
         let all: Vec<f32> = read(pooled).await?;
         let fix = Fix::ALL
             .iter()
@@ -189,7 +241,12 @@ impl Pipeline {
             .filter(|(_, (_, ok))| *ok)
             .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
             .map(|(f, _)| f);
-        Ok(OodCheck::Refused { distance, threshold, fix, uniform: false })
+        Ok(OodCheck::Refused {
+            distance,
+            threshold,
+            fix,
+            uniform: false,
+        })
     }
 
     /// The predicted class index and the positive-class probability, by the card's threshold.
@@ -197,17 +254,30 @@ impl Pipeline {
         let positive = self.card.positive_index();
         let p = probabilities[positive];
         let index = if probabilities.len() == 2 {
-            if p >= self.card.threshold { positive } else { 1 - positive }
+            if p >= self.card.threshold {
+                positive
+            } else {
+                1 - positive
+            }
         } else {
-            probabilities.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
+            probabilities
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i)
+                .unwrap_or(0)
         };
         (index, p)
     }
 }
 
 async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, PredictError> {
-    let data = tensor.into_data_async().await.map_err(|e| PredictError::Readback(format!("{e:?}")))?;
-    data.try_to_vec::<f32>().map_err(|e| PredictError::Readback(format!("{e:?}")))
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| PredictError::Readback(format!("{e:?}")))?;
+    data.try_to_vec::<f32>()
+        .map_err(|e| PredictError::Readback(format!("{e:?}")))
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -229,16 +299,23 @@ mod native {
         /// Loads `weights/model-card.json` (or any card) and the weights file it names.
         pub fn from_card_file(card_path: &Path, device: &Device) -> anyhow::Result<Self> {
             use anyhow::Context;
-            let text = std::fs::read_to_string(card_path).with_context(|| format!("reading model card {}", card_path.display()))?;
-            let card = ModelCard::from_json(&text).with_context(|| format!("parsing model card {}", card_path.display()))?;
+            let text = std::fs::read_to_string(card_path)
+                .with_context(|| format!("reading model card {}", card_path.display()))?;
+            let card = ModelCard::from_json(&text)
+                .with_context(|| format!("parsing model card {}", card_path.display()))?;
             let path = weights_path(card_path, &card);
-            let bytes = std::fs::read(&path).with_context(|| format!("reading weights {}", path.display()))?;
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("reading weights {}", path.display()))?;
             let ood_path = card.ood.as_ref().map(|o| beside_card(card_path, &o.file));
-            let pipeline = Self::load(card, &bytes, device).with_context(|| format!("loading weights {}", path.display()))?;
+            let pipeline = Self::load(card, &bytes, device)
+                .with_context(|| format!("loading weights {}", path.display()))?;
             match ood_path {
                 Some(path) => {
-                    let bytes = std::fs::read(&path).with_context(|| format!("reading OOD statistics {}", path.display()))?;
-                    Ok(pipeline.with_ood(&bytes).with_context(|| format!("loading OOD statistics {}", path.display()))?)
+                    let bytes = std::fs::read(&path)
+                        .with_context(|| format!("reading OOD statistics {}", path.display()))?;
+                    Ok(pipeline
+                        .with_ood(&bytes)
+                        .with_context(|| format!("loading OOD statistics {}", path.display()))?)
                 }
                 None => Ok(pipeline),
             }
@@ -250,7 +327,10 @@ mod native {
         }
 
         /// Blocking form of [`Pipeline::analyse_images`].
-        pub fn analyse_images_blocking(&self, images: &[DynamicImage]) -> Result<Vec<Prediction>, PredictError> {
+        pub fn analyse_images_blocking(
+            &self,
+            images: &[DynamicImage],
+        ) -> Result<Vec<Prediction>, PredictError> {
             pollster::block_on(self.analyse_images(images))
         }
     }

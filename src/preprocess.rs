@@ -11,14 +11,22 @@ use image::imageops::FilterType;
 /// source bit depth. The CLI shrinks decoded files to this early, so that a batch never holds
 /// full-size radiographs; the result is the same as resizing later.
 pub fn resized(image: &DynamicImage, size: u32) -> DynamicImage {
-    if image.width() == size && image.height() == size { image.clone() } else { image.resize_exact(size, size, FilterType::Triangle) }
+    if image.width() == size && image.height() == size {
+        image.clone()
+    } else {
+        image.resize_exact(size, size, FilterType::Triangle)
+    }
 }
 
 /// Resizes to `size`×`size` ([`resized`]) and returns RGB in [0, 1]. Resizing happens in the
 /// source bit depth first, so a large 16-bit radiograph never has to exist as a full-size float
 /// buffer.
 pub fn resized_rgb(image: &DynamicImage, size: u32) -> image::Rgb32FImage {
-    if image.width() == size && image.height() == size { image.to_rgb32f() } else { resized(image, size).to_rgb32f() }
+    if image.width() == size && image.height() == size {
+        image.to_rgb32f()
+    } else {
+        resized(image, size).to_rgb32f()
+    }
 }
 
 /// One grayscale plane in [0, 1] (row-major) → normalised CHW floats with three channels.
@@ -72,8 +80,14 @@ mod tests {
 
     #[test]
     fn sixteen_bit_and_any_aspect_resize_to_the_card_size() {
-        let img = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(300, 120, |x, _| image::Luma([(x * 200) as u16]));
-        let px = pixels_chw(&DynamicImage::ImageLuma16(img), 32, &Normalisation::imagenet());
+        let img = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(300, 120, |x, _| {
+            image::Luma([(x * 200) as u16])
+        });
+        let px = pixels_chw(
+            &DynamicImage::ImageLuma16(img),
+            32,
+            &Normalisation::imagenet(),
+        );
         assert_eq!(px.len(), 3 * 32 * 32);
         // Left edge dark, right edge bright, channels normalised separately.
         let norm = Normalisation::imagenet();

@@ -9,23 +9,37 @@ use std::process::Command;
 const DATA: &str = "../shared/data/chest_xray/test";
 
 fn first(class: &str) -> PathBuf {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(DATA).join(class)).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(DATA).join(class))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     files.remove(0)
 }
 
 fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pneumoscope")).arg("predict").args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_pneumoscope"))
+        .arg("predict")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn predict(args: &[&str]) -> String {
     let out = run(args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
-    predict(args).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    predict(args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -42,10 +56,15 @@ const XRAY_INVERTED: &str = "tests/data/xray_64_inverted.png";
 
 /// A copy of the shipped card, changed by `edit`, beside links to the shipped weights and stats.
 fn edited_card(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
-    let mut card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(CARD).unwrap()).unwrap();
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(CARD).unwrap()).unwrap();
     for key in ["weights", "ood"] {
         let file = card[key]["file"].as_str().unwrap().to_string();
-        std::os::unix::fs::symlink(std::fs::canonicalize(Path::new("weights").join(&file)).unwrap(), dir.join(&file)).unwrap();
+        std::os::unix::fs::symlink(
+            std::fs::canonicalize(Path::new("weights").join(&file)).unwrap(),
+            dir.join(&file),
+        )
+        .unwrap();
     }
     edit(&mut card);
     let path = dir.join("model-card.json");
@@ -59,9 +78,22 @@ fn a_photo_is_refused_and_an_xray_accepted() {
     let (photo, xray, negative) = (&rows[0], &rows[1], &rows[2]);
     assert_eq!(photo["refused"], true, "{photo}");
     assert_eq!(photo["ood"]["status"], "refused");
-    assert!(photo["message"].as_str().unwrap().contains("does not look like a chest X-ray the model was trained on"));
-    assert!(photo.get("probability").is_none() && photo.get("label").is_none() && photo.get("band").is_none(), "{photo}");
-    let (d, t) = (photo["ood"]["distance"].as_f64().unwrap(), photo["ood"]["threshold"].as_f64().unwrap());
+    assert!(
+        photo["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not look like a chest X-ray the model was trained on")
+    );
+    assert!(
+        photo.get("probability").is_none()
+            && photo.get("label").is_none()
+            && photo.get("band").is_none(),
+        "{photo}"
+    );
+    let (d, t) = (
+        photo["ood"]["distance"].as_f64().unwrap(),
+        photo["ood"]["threshold"].as_f64().unwrap(),
+    );
     assert!(d > t, "{photo}");
 
     assert_eq!(xray["refused"], false, "{xray}");
@@ -75,24 +107,48 @@ fn a_photo_is_refused_and_an_xray_accepted() {
     assert!(negative["message"].as_str().unwrap().contains("--invert"));
     let fixed = &json_lines(&["--invert", XRAY_INVERTED])[0];
     assert_eq!(fixed["refused"], false, "{fixed}");
-    assert!((fixed["probability"].as_f64().unwrap() - xray["probability"].as_f64().unwrap()).abs() < 1e-3);
+    assert!(
+        (fixed["probability"].as_f64().unwrap() - xray["probability"].as_f64().unwrap()).abs()
+            < 1e-3
+    );
 
     // Shown anyway on request, in every format.
     let anyway = &json_lines(&["--show-anyway", NOT_XRAY])[0];
     assert_eq!(anyway["refused"], true);
-    assert!(anyway["probability"].as_f64().is_some() && anyway["label"].is_string(), "{anyway}");
+    assert!(
+        anyway["probability"].as_f64().is_some() && anyway["label"].is_string(),
+        "{anyway}"
+    );
     let text = predict(&["--format", "text", NOT_XRAY, XRAY]);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].contains("REFUSED") && lines[0].contains("does not look like a chest X-ray") && !lines[0].contains("probability"), "{text}");
-    assert!(lines[1].contains("probability of PNEUMONIA") && !lines[1].contains("REFUSED"), "{text}");
+    assert!(
+        lines[0].contains("REFUSED")
+            && lines[0].contains("does not look like a chest X-ray")
+            && !lines[0].contains("probability"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("probability of PNEUMONIA") && !lines[1].contains("REFUSED"),
+        "{text}"
+    );
     assert!(predict(&["--format", "text", "--show-anyway", NOT_XRAY]).contains("shown anyway"));
 
     // No heatmap for a refused image unless asked.
     let dir = temp_dir("ood-overlays");
-    let csv = predict(&["--format", "csv", "--gradcam-dir", dir.to_str().unwrap(), NOT_XRAY]);
+    let csv = predict(&[
+        "--format",
+        "csv",
+        "--gradcam-dir",
+        dir.to_str().unwrap(),
+        NOT_XRAY,
+    ]);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let row = reader.records().next().unwrap().unwrap();
-    assert_eq!((&row[1], &row[2], &row[5], &row[7]), ("", "", "", "refused"), "{csv}");
+    assert_eq!(
+        (&row[1], &row[2], &row[5], &row[7]),
+        ("", "", "", "refused"),
+        "{csv}"
+    );
     assert!(row[10].contains("does not look like a chest X-ray"));
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(&dir);
@@ -121,13 +177,22 @@ fn damaged_or_missing_ood_statistics_are_clear_errors() {
     let out = run(&["--card", card.to_str().unwrap(), XRAY]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("OOD statistics") && err.contains("sha256"), "{err}");
+    assert!(
+        err.contains("OOD statistics") && err.contains("sha256"),
+        "{err}"
+    );
 
     let missing = temp_dir("missing-ood");
-    let card = edited_card(&missing, |c| c["ood"]["file"] = "nowhere.ood.safetensors".into());
+    let card = edited_card(&missing, |c| {
+        c["ood"]["file"] = "nowhere.ood.safetensors".into()
+    });
     let out = run(&["--card", card.to_str().unwrap(), XRAY]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("reading OOD statistics"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reading OOD statistics"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&missing);
 }
@@ -140,7 +205,11 @@ fn csv_and_json_agree_and_overlays_are_written() {
     let not_an_image = dir.join("notes.png");
     std::fs::write(&not_an_image, "not an image").unwrap();
     let (normal, pneumonia) = (first("NORMAL"), first("PNEUMONIA"));
-    let files = [normal.to_str().unwrap(), not_an_image.to_str().unwrap(), pneumonia.to_str().unwrap()];
+    let files = [
+        normal.to_str().unwrap(),
+        not_an_image.to_str().unwrap(),
+        pneumonia.to_str().unwrap(),
+    ];
 
     // --show-anyway: the comparison below must not depend on the OOD verdict.
     let mut json_args = files.to_vec();
@@ -151,11 +220,33 @@ fn csv_and_json_agree_and_overlays_are_written() {
 
     let overlays = dir.join("overlays");
     let mut args = files.to_vec();
-    args.extend(["--format", "csv", "--show-anyway", "--gradcam-dir", overlays.to_str().unwrap()]);
+    args.extend([
+        "--format",
+        "csv",
+        "--show-anyway",
+        "--gradcam-dir",
+        overlays.to_str().unwrap(),
+    ]);
     let csv = predict(&args);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(header, ["file", "probability", "label", "band", "milliseconds", "gradcam", "dicom_warnings", "ood", "ood_distance", "ood_threshold", "note", "error"]);
+    assert_eq!(
+        header,
+        [
+            "file",
+            "probability",
+            "label",
+            "band",
+            "milliseconds",
+            "gradcam",
+            "dicom_warnings",
+            "ood",
+            "ood_distance",
+            "ood_threshold",
+            "note",
+            "error"
+        ]
+    );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 3);
     for (row, json) in rows.iter().zip(&json) {
@@ -169,8 +260,19 @@ fn csv_and_json_agree_and_overlays_are_written() {
                 let overlay = image::open(&row[5]).unwrap().to_rgb8();
                 let source = image::open(&row[0]).unwrap();
                 let scale = 1024.0 / source.width().max(source.height()) as f64;
-                let expect = if scale < 1.0 { (source.width() as f64 * scale).round() as u32 } else { source.width() };
-                assert!(overlay.width().abs_diff(expect) <= 1, "overlay {}×{} for source {}×{}", overlay.width(), overlay.height(), source.width(), source.height());
+                let expect = if scale < 1.0 {
+                    (source.width() as f64 * scale).round() as u32
+                } else {
+                    source.width()
+                };
+                assert!(
+                    overlay.width().abs_diff(expect) <= 1,
+                    "overlay {}×{} for source {}×{}",
+                    overlay.width(),
+                    overlay.height(),
+                    source.width(),
+                    source.height()
+                );
                 let reds = overlay.pixels().filter(|p| p[0] > p[2] + 40).count();
                 assert!(reds > 0, "the overlay shows no heat at all");
             }
@@ -184,13 +286,27 @@ fn csv_and_json_agree_and_overlays_are_written() {
 #[test]
 fn resume_reads_the_run_folder_and_needs_no_data_option() {
     let empty = temp_dir("resume-empty");
-    let out = Command::new(env!("CARGO_BIN_EXE_pneumoscope")).args(["train", "--resume", "--out"]).arg(&empty).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pneumoscope"))
+        .args(["train", "--resume", "--out"])
+        .arg(&empty)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("no config.json"), "{stderr}");
-    assert!(!stderr.contains("--data"), "--resume must not ask for --data: {stderr}");
-    let fresh = Command::new(env!("CARGO_BIN_EXE_pneumoscope")).args(["train", "--out"]).arg(&empty).output().unwrap();
-    assert!(String::from_utf8_lossy(&fresh.stderr).contains("--data"), "a new run still needs --data");
+    assert!(
+        !stderr.contains("--data"),
+        "--resume must not ask for --data: {stderr}"
+    );
+    let fresh = Command::new(env!("CARGO_BIN_EXE_pneumoscope"))
+        .args(["train", "--out"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&fresh.stderr).contains("--data"),
+        "a new run still needs --data"
+    );
 }
 
 #[test]
@@ -200,7 +316,15 @@ fn batches_give_the_results_of_single_images_in_file_order() {
     std::fs::write(&broken, &std::fs::read(XRAY).unwrap()[..100]).unwrap();
     let (normal, pneumonia) = (first("NORMAL"), first("PNEUMONIA"));
     // Two batches of 4 with a broken file and refused images among them.
-    let files = [normal.to_str().unwrap(), broken.to_str().unwrap(), NOT_XRAY, XRAY, pneumonia.to_str().unwrap(), XRAY_INVERTED, "missing.png"];
+    let files = [
+        normal.to_str().unwrap(),
+        broken.to_str().unwrap(),
+        NOT_XRAY,
+        XRAY,
+        pneumonia.to_str().unwrap(),
+        XRAY_INVERTED,
+        "missing.png",
+    ];
     let lines = |batch: &str| {
         let mut args = vec!["--show-anyway", "--batch", batch];
         args.extend(files);

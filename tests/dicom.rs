@@ -17,7 +17,12 @@ const CARD: &str = "weights/model-card.json";
 
 fn manifest() -> &'static Value {
     static M: OnceLock<Value> = OnceLock::new();
-    M.get_or_init(|| serde_json::from_str(&std::fs::read_to_string(Path::new(DIR).join("manifest.json")).unwrap()).unwrap())
+    M.get_or_init(|| {
+        serde_json::from_str(
+            &std::fs::read_to_string(Path::new(DIR).join("manifest.json")).unwrap(),
+        )
+        .unwrap()
+    })
 }
 
 fn fixtures() -> impl Iterator<Item = &'static Value> {
@@ -37,14 +42,20 @@ fn every_good_fixture_decodes_with_its_summary_and_warnings() {
     for f in fixtures().filter(|f| f["error"].is_null()) {
         let name = f["file"].as_str().unwrap();
         let decoded = decode::decode(&bytes(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let info = decoded.dicom.unwrap_or_else(|| panic!("{name}: no DICOM summary"));
+        let info = decoded
+            .dicom
+            .unwrap_or_else(|| panic!("{name}: no DICOM summary"));
         if let Some(ts) = f["transfer_syntax"].as_str() {
             assert_eq!(info.transfer_syntax, ts, "{name}");
         }
         if let Some(m) = f["modality"].as_str() {
             assert_eq!(info.modality.as_deref(), Some(m), "{name}");
         }
-        assert_eq!(info.frames, f["frames"].as_u64().unwrap_or(1) as u32, "{name}");
+        assert_eq!(
+            info.frames,
+            f["frames"].as_u64().unwrap_or(1) as u32,
+            "{name}"
+        );
         assert_eq!(info.body_part.as_deref(), Some("CHEST"), "{name}");
         assert_eq!(info.study_date.as_deref(), Some("20240117"), "{name}");
         let kinds: Vec<&str> = info
@@ -56,7 +67,12 @@ fn every_good_fixture_decodes_with_its_summary_and_warnings() {
                 DicomWarning::MultiFrame(_) => "frames",
             })
             .collect();
-        let expected: Vec<&str> = f["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+        let expected: Vec<&str> = f["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect();
         assert_eq!(kinds, expected, "{name}");
     }
 }
@@ -68,8 +84,15 @@ fn lossless_fixtures_give_exactly_their_reference_pixels() {
         let dicom = decode::decode(&bytes(name)).unwrap().image;
         let reference = decode::image_from_bytes(&bytes(f["reference"].as_str().unwrap())).unwrap();
         assert_eq!(dicom.color(), reference.color(), "{name}: bit depth");
-        assert_eq!((dicom.width(), dicom.height()), (reference.width(), reference.height()), "{name}");
-        assert!(dicom.as_bytes() == reference.as_bytes(), "{name}: grey levels differ from the reference PNG");
+        assert_eq!(
+            (dicom.width(), dicom.height()),
+            (reference.width(), reference.height()),
+            "{name}"
+        );
+        assert!(
+            dicom.as_bytes() == reference.as_bytes(),
+            "{name}: grey levels differ from the reference PNG"
+        );
     }
 }
 
@@ -80,9 +103,14 @@ fn dicom_and_reference_png_give_the_same_probability() {
         let name = f["file"].as_str().unwrap();
         let tolerance = f["tolerance"].as_f64().unwrap() as f32;
         let p_dicom = pipeline.analyse_blocking(&bytes(name)).unwrap().probability;
-        let p_png = pipeline.analyse_blocking(&bytes(f["reference"].as_str().unwrap())).unwrap().probability;
+        let p_png = pipeline
+            .analyse_blocking(&bytes(f["reference"].as_str().unwrap()))
+            .unwrap()
+            .probability;
         let delta = (p_dicom - p_png).abs();
-        println!("{name}: p = {p_dicom:.6}, reference {p_png:.6}, |Δ| = {delta:.2e} (tolerance {tolerance})");
+        println!(
+            "{name}: p = {p_dicom:.6}, reference {p_png:.6}, |Δ| = {delta:.2e} (tolerance {tolerance})"
+        );
         assert!(delta <= tolerance, "{name}: |Δp| = {delta} > {tolerance}");
     }
 }
@@ -98,29 +126,52 @@ fn unsupported_transfer_syntax_is_named() {
         other => panic!("expected DicomTransferSyntax, got {other:?}"),
     }
     let message = err.to_string();
-    assert!(message.contains("JPEG 2000") && message.contains("1.2.840.10008.1.2.4.90"), "{message}");
+    assert!(
+        message.contains("JPEG 2000") && message.contains("1.2.840.10008.1.2.4.90"),
+        "{message}"
+    );
 }
 
 #[test]
 fn huge_image_is_refused_from_its_header() {
     let result = decode::decode(&bytes("huge_header.dcm"));
-    assert!(matches!(result, Err(DecodeError::TooLarge { width: 10_000, height: 6_000, .. })), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(DecodeError::TooLarge {
+                width: 10_000,
+                height: 6_000,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
 }
 
 #[test]
 fn truncated_files_are_typed_errors_not_panics() {
     let result = decode::decode(&bytes("truncated.dcm"));
-    assert!(matches!(result, Err(DecodeError::DicomCorrupt(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(DecodeError::DicomCorrupt(_))),
+        "{result:?}"
+    );
     // Every fixture cut at many points: an error (or, for a cut after the first frame of the
     // multi-frame file, an image), never a panic.
     for f in fixtures().filter(|f| f["error"].is_null()) {
         let whole = bytes(f["file"].as_str().unwrap());
-        let cuts = (0..64).map(|i| 132 + i * 7).chain((1..40).map(|i| whole.len() * i / 40));
+        let cuts = (0..64)
+            .map(|i| 132 + i * 7)
+            .chain((1..40).map(|i| whole.len() * i / 40));
         for cut in cuts.filter(|&c| c < whole.len()) {
             let result = decode::decode(&whole[..cut]);
             if let Err(e) = &result {
                 assert!(
-                    matches!(e, DecodeError::DicomCorrupt(_) | DecodeError::DicomUnsupported(_) | DecodeError::NotAnImage),
+                    matches!(
+                        e,
+                        DecodeError::DicomCorrupt(_)
+                            | DecodeError::DicomUnsupported(_)
+                            | DecodeError::NotAnImage
+                    ),
                     "{} cut at {cut}: {e:?}",
                     f["file"]
                 );
@@ -131,19 +182,44 @@ fn truncated_files_are_typed_errors_not_panics() {
 
 #[test]
 fn cli_reports_the_summary_and_never_the_patient() {
-    let files = ["ct_lateral.dcm", "IM000001", "multiframe_2.dcm", "windowed_12bit.dcm", "jpeg2000_unsupported.dcm", "truncated.dcm"];
+    let files = [
+        "ct_lateral.dcm",
+        "IM000001",
+        "multiframe_2.dcm",
+        "windowed_12bit.dcm",
+        "jpeg2000_unsupported.dcm",
+        "truncated.dcm",
+    ];
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_pneumoscope"))
         .args(["predict", "--card", CARD])
         .args(files.iter().map(|f| path(f)))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
     let everything = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    for secret in [manifest()["patient_name"].as_str().unwrap(), manifest()["patient_id"].as_str().unwrap(), "Zorglub", "99173", "ACC-7781", "Fake General Hospital", "19700101"] {
-        assert!(!everything.contains(secret), "the output contains {secret:?}:\n{everything}");
+    for secret in [
+        manifest()["patient_name"].as_str().unwrap(),
+        manifest()["patient_id"].as_str().unwrap(),
+        "Zorglub",
+        "99173",
+        "ACC-7781",
+        "Fake General Hospital",
+        "19700101",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "the output contains {secret:?}:\n{everything}"
+        );
     }
-    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), files.len());
     let ct = &lines[0]["dicom"];
     assert_eq!(ct["modality"], "CT");
@@ -153,9 +229,34 @@ fn cli_reports_the_summary_and_never_the_patient() {
     assert_eq!(ct["frames"], 1);
     assert_eq!(ct["transfer_syntax"], "Explicit VR Little Endian");
     let warnings = ct["warnings"].to_string();
-    assert!(warnings.contains("trained on frontal chest radiographs (CR/DX)") && warnings.contains("lateral"), "{warnings}");
-    assert!(lines[1]["probability"].is_number(), "an extension-less DICOM is read: {}", lines[1]);
-    assert!(lines[2]["dicom"]["warnings"].to_string().contains("only the first frame"), "{}", lines[2]);
-    assert!(lines[4]["error"].as_str().unwrap().contains("JPEG 2000"), "{}", lines[4]);
-    assert!(lines[5]["error"].as_str().unwrap().contains("DICOM file is damaged"), "{}", lines[5]);
+    assert!(
+        warnings.contains("trained on frontal chest radiographs (CR/DX)")
+            && warnings.contains("lateral"),
+        "{warnings}"
+    );
+    assert!(
+        lines[1]["probability"].is_number(),
+        "an extension-less DICOM is read: {}",
+        lines[1]
+    );
+    assert!(
+        lines[2]["dicom"]["warnings"]
+            .to_string()
+            .contains("only the first frame"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[4]["error"].as_str().unwrap().contains("JPEG 2000"),
+        "{}",
+        lines[4]
+    );
+    assert!(
+        lines[5]["error"]
+            .as_str()
+            .unwrap()
+            .contains("DICOM file is damaged"),
+        "{}",
+        lines[5]
+    );
 }

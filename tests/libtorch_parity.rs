@@ -19,7 +19,10 @@ const XRAYS: [&str; 4] = [
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -34,7 +37,10 @@ fn shipped_model_gives_the_same_probabilities_on_libtorch() {
         let b = torch.analyse_blocking(&bytes).unwrap();
         let dp = max_diff(&a.probabilities, &b.probabilities);
         let dc = max_diff(&a.cam.values, &b.cam.values);
-        eprintln!("{path}: flex {:.6} libtorch {:.6} |Δp| {dp:.2e} |ΔGrad-CAM| {dc:.2e}", a.probability, b.probability);
+        eprintln!(
+            "{path}: flex {:.6} libtorch {:.6} |Δp| {dp:.2e} |ΔGrad-CAM| {dc:.2e}",
+            a.probability, b.probability
+        );
         worst_p = worst_p.max(dp);
         worst_cam = worst_cam.max(dc);
     }

@@ -16,7 +16,10 @@ fn mlflow_executable() -> PathBuf {
         return PathBuf::from(path);
     }
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/mlflow/bin/mlflow");
-    assert!(venv.exists(), "MLflow is not installed: run `bash scripts/setup.sh --test` (or set PNEUMOSCOPE_MLFLOW)");
+    assert!(
+        venv.exists(),
+        "MLflow is not installed: run `bash scripts/setup.sh --test` (or set PNEUMOSCOPE_MLFLOW)"
+    );
     venv
 }
 
@@ -37,14 +40,28 @@ impl Drop for Server {
 }
 
 fn get(url: &str) -> Value {
-    let mut response = ureq::get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let mut response = ureq::get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
 }
 
 fn start_server(dir: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(mlflow_executable())
-        .args(["server", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
+        .args([
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--workers",
+            "1",
+        ])
         .arg("--backend-store-uri")
         .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
         .arg("--artifacts-destination")
@@ -56,25 +73,50 @@ fn start_server(dir: &Path) -> Server {
         .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
         .spawn()
         .expect("starting mlflow server");
-    let server = Server { child, uri: format!("http://127.0.0.1:{port}") };
+    let server = Server {
+        child,
+        uri: format!("http://127.0.0.1:{port}"),
+    };
     let deadline = Instant::now() + Duration::from_secs(180);
     while ureq::get(&format!("{}/health", server.uri)).call().is_err() {
-        assert!(Instant::now() < deadline, "mlflow server did not start: {}", std::fs::read_to_string(dir.join("server.log")).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "mlflow server did not start: {}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     server
 }
 
 fn pneumoscope(args: &[&str], uri: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pneumoscope")).args(args).env("MLFLOW_TRACKING_URI", uri).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pneumoscope"))
+        .args(args)
+        .env("MLFLOW_TRACKING_URI", uri)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "pneumoscope {args:?} failed:\n{stderr}");
-    assert!(!stderr.contains("warning: MLflow"), "MLflow logging failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "pneumoscope {args:?} failed:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("warning: MLflow"),
+        "MLflow logging failed:\n{stderr}"
+    );
 }
 
 fn artifacts(uri: &str, run_id: &str, path: &str) -> Vec<String> {
-    let listing = get(&format!("{uri}/api/2.0/mlflow/artifacts/list?run_id={run_id}&path={path}"));
-    listing["files"].as_array().cloned().unwrap_or_default().iter().map(|f| f["path"].as_str().unwrap().to_string()).collect()
+    let listing = get(&format!(
+        "{uri}/api/2.0/mlflow/artifacts/list?run_id={run_id}&path={path}"
+    ));
+    listing["files"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A small labelled test folder: the first `n` images of each class of the official test split.
@@ -84,7 +126,10 @@ fn small_test_folder(dir: &Path, n: usize) -> PathBuf {
         let from = Path::new(DATA).join("test").join(class);
         let to = root.join(class);
         std::fs::create_dir_all(&to).unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(&from).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&from)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         for f in files.into_iter().take(n) {
             std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
@@ -104,51 +149,133 @@ fn training_and_export_are_tracked_on_a_real_mlflow_server() {
     let run = run_dir.to_str().unwrap();
 
     pneumoscope(
-        &["train", "--data", DATA, "--out", run, "--tiny", "--image-size", "32", "--epochs", "2", "--limit", "48", "--batch-size", "8", "--experiment", "pneumoscope-test"],
+        &[
+            "train",
+            "--data",
+            DATA,
+            "--out",
+            run,
+            "--tiny",
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--limit",
+            "48",
+            "--batch-size",
+            "8",
+            "--experiment",
+            "pneumoscope-test",
+        ],
         &uri,
     );
 
-    let saved: Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("mlflow.json")).unwrap()).unwrap();
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("mlflow.json")).unwrap())
+            .unwrap();
     let run_id = saved["run_id"].as_str().unwrap().to_string();
     let got = get(&format!("{uri}/api/2.0/mlflow/runs/get?run_id={run_id}"));
     assert_eq!(got["run"]["info"]["status"], "FINISHED");
     assert_eq!(got["run"]["info"]["run_name"], "tiny-run");
     let params = got["run"]["data"]["params"].as_array().unwrap();
-    let param = |k: &str| params.iter().find(|p| p["key"] == k).map(|p| p["value"].as_str().unwrap().to_string());
+    let param = |k: &str| {
+        params
+            .iter()
+            .find(|p| p["key"] == k)
+            .map(|p| p["value"].as_str().unwrap().to_string())
+    };
     assert_eq!(param("image_size").as_deref(), Some("32"));
     assert_eq!(param("limit").as_deref(), Some("48"));
-    assert_eq!(param("augmentation.rotation_degrees").as_deref(), Some("15.0"));
+    assert_eq!(
+        param("augmentation.rotation_degrees").as_deref(),
+        Some("15.0")
+    );
 
     // Both epochs of validation AUC, as in metrics.csv.
-    let history = get(&format!("{uri}/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=val_auc"));
-    let steps: Vec<i64> = history["metrics"].as_array().unwrap().iter().map(|m| m["step"].as_i64().unwrap()).collect();
+    let history = get(&format!(
+        "{uri}/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=val_auc"
+    ));
+    let steps: Vec<i64> = history["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["step"].as_i64().unwrap())
+        .collect();
     assert_eq!(steps, vec![1, 2]);
     let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
-    let last_auc: f64 = csv.lines().last().unwrap().split(',').nth(3).unwrap().parse().unwrap();
+    let last_auc: f64 = csv
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
     let logged = history["metrics"][1]["value"].as_f64().unwrap();
-    assert!((logged - last_auc).abs() < 1e-6, "logged {logged} vs csv {last_auc}");
+    assert!(
+        (logged - last_auc).abs() < 1e-6,
+        "logged {logged} vs csv {last_auc}"
+    );
 
     let files = artifacts(&uri, &run_id, "");
-    for name in ["training_curves.png", "metrics.csv", "config.json", "split.json", "best-card.json"] {
-        assert!(files.iter().any(|f| f == name), "{name} missing from the run's artefacts {files:?}");
+    for name in [
+        "training_curves.png",
+        "metrics.csv",
+        "config.json",
+        "split.json",
+        "best-card.json",
+    ] {
+        assert!(
+            files.iter().any(|f| f == name),
+            "{name} missing from the run's artefacts {files:?}"
+        );
     }
 
     let test = small_test_folder(&dir, 4);
     let export = dir.join("export");
     pneumoscope(
-        &["export", "--card", run_dir.join("best-card.json").to_str().unwrap(), "--test", test.to_str().unwrap(), "--out", export.to_str().unwrap(), "--version", "0.0.1-test"],
+        &[
+            "export",
+            "--card",
+            run_dir.join("best-card.json").to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--out",
+            export.to_str().unwrap(),
+            "--version",
+            "0.0.1-test",
+        ],
         &uri,
     );
-    let card: Value = serde_json::from_str(&std::fs::read_to_string(export.join("model-card.json")).unwrap()).unwrap();
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("model-card.json")).unwrap())
+            .unwrap();
     let weights = card["weights"]["file"].as_str().unwrap();
-    assert!(weights.ends_with("-v0.0.1-test.int8.safetensors"), "{weights}");
+    assert!(
+        weights.ends_with("-v0.0.1-test.int8.safetensors"),
+        "{weights}"
+    );
     let exported = artifacts(&uri, &run_id, "export");
-    for name in [weights, "model-card.json", "confusion_matrix.png", "roc.png"] {
-        assert!(exported.iter().any(|f| f == &format!("export/{name}")), "export/{name} missing from {exported:?}");
+    for name in [
+        weights,
+        "model-card.json",
+        "confusion_matrix.png",
+        "roc.png",
+    ] {
+        assert!(
+            exported.iter().any(|f| f == &format!("export/{name}")),
+            "export/{name} missing from {exported:?}"
+        );
     }
     let got = get(&format!("{uri}/api/2.0/mlflow/runs/get?run_id={run_id}"));
     let metrics = got["run"]["data"]["metrics"].as_array().unwrap();
-    let auc = metrics.iter().find(|m| m["key"] == "test_int8_roc_auc").expect("test_int8_roc_auc logged")["value"].as_f64().unwrap();
+    let auc = metrics
+        .iter()
+        .find(|m| m["key"] == "test_int8_roc_auc")
+        .expect("test_int8_roc_auc logged")["value"]
+        .as_f64()
+        .unwrap();
     assert!((auc - card["metrics"]["test"]["roc_auc"].as_f64().unwrap()).abs() < 1e-9);
 
     drop(server);

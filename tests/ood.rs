@@ -17,7 +17,9 @@ fn data(n: usize, d: usize, offset: usize) -> Vec<Vec<f32>> {
                     let mut x = 0.0;
                     for l in 0..6 {
                         let l = l as f64;
-                        x += (1.7 * i * (l + 1.0) + l).sin() * (0.9 * j * (l + 1.0) + 0.3 * l).cos() * (6.0 - l);
+                        x += (1.7 * i * (l + 1.0) + l).sin()
+                            * (0.9 * j * (l + 1.0) + 0.3 * l).cos()
+                            * (6.0 - l);
                     }
                     (x + 0.1 * (12.9898 * i + 78.233 * j).sin() + 0.1 * j) as f32
                 })
@@ -27,7 +29,11 @@ fn data(n: usize, d: usize, offset: usize) -> Vec<Vec<f32>> {
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 fn close(a: f64, b: f64, rel: f64) -> bool {
@@ -41,22 +47,52 @@ fn ppca_fit_and_distance_match_numpy() {
     let stats: OodStats = fit::fit(&data(n, d, 0), k).unwrap();
 
     for (a, b) in stats.mean.iter().zip(floats(&reference["mean"])) {
-        assert!(close(*a as f64, b, 1e-5) || (*a as f64 - b).abs() < 1e-6, "mean {a} vs {b}");
+        assert!(
+            close(*a as f64, b, 1e-5) || (*a as f64 - b).abs() < 1e-6,
+            "mean {a} vs {b}"
+        );
     }
     for (a, b) in stats.variances.iter().zip(floats(&reference["variances"])) {
         assert!(close(*a as f64, b, 1e-5), "variance {a} vs numpy {b}");
     }
-    assert!(close(stats.residual_variance as f64, reference["residual_variance"].as_f64().unwrap(), 1e-5), "residual variance {}", stats.residual_variance);
-    for (row, expected) in stats.components.chunks(d).zip(reference["components"].as_array().unwrap()) {
-        let cos: f64 = row.iter().zip(floats(expected)).map(|(a, b)| *a as f64 * b).sum();
-        assert!(cos.abs() > 1.0 - 1e-6, "direction differs from numpy's: |cos| = {}", cos.abs());
+    assert!(
+        close(
+            stats.residual_variance as f64,
+            reference["residual_variance"].as_f64().unwrap(),
+            1e-5
+        ),
+        "residual variance {}",
+        stats.residual_variance
+    );
+    for (row, expected) in stats
+        .components
+        .chunks(d)
+        .zip(reference["components"].as_array().unwrap())
+    {
+        let cos: f64 = row
+            .iter()
+            .zip(floats(expected))
+            .map(|(a, b)| *a as f64 * b)
+            .sum();
+        assert!(
+            cos.abs() > 1.0 - 1e-6,
+            "direction differs from numpy's: |cos| = {}",
+            cos.abs()
+        );
     }
 
-    let mut probes = data(reference["probes"].as_u64().unwrap() as usize, d, reference["probe_offset"].as_u64().unwrap() as usize);
+    let mut probes = data(
+        reference["probes"].as_u64().unwrap() as usize,
+        d,
+        reference["probe_offset"].as_u64().unwrap() as usize,
+    );
     probes.push(vec![3.0; d]);
     probes.push(vec![0.0; d]);
     for (probe, expected) in probes.iter().zip(floats(&reference["distances"])) {
         let got = stats.distance(probe) as f64;
-        assert!(close(got, expected, 1e-4), "distance {got} vs numpy {expected}");
+        assert!(
+            close(got, expected, 1e-4),
+            "distance {got} vs numpy {expected}"
+        );
     }
 }

@@ -20,22 +20,45 @@ struct Golden {
 fn golden() -> Golden {
     let text = std::fs::read_to_string("tests/fixtures/golden.json").unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
-    let floats = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<_>>();
-    let shape: Vec<usize> = v["input_shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
-    Golden { shape: [shape[0], shape[1], shape[2], shape[3]], input: floats(&v["input"]), models: v["models"].clone() }
+    let floats = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect::<Vec<_>>()
+    };
+    let shape: Vec<usize> = v["input_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    Golden {
+        shape: [shape[0], shape[1], shape[2], shape[3]],
+        input: floats(&v["input"]),
+        models: v["models"].clone(),
+    }
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn load(file: &str, outputs: usize, device: &Device) -> DenseNet {
-    let (model, report) = import_torchvision(Path::new(file), &DenseNetConfig::tiny(outputs), device).unwrap();
+    let (model, report) =
+        import_torchvision(Path::new(file), &DenseNetConfig::tiny(outputs), device).unwrap();
     assert!(!report.fresh_classifier);
     model
 }
@@ -46,16 +69,29 @@ fn check(model: &DenseNet, name: &str, device: &Device) {
     let expected = &g.models[name];
     let input = Tensor::<4>::from_data(TensorData::new(g.input.clone(), g.shape), device);
     let features = model.forward_features(input);
-    let probs: Vec<f32> = probabilities(model.head(features.clone())).into_data().try_to_vec().unwrap();
-    let probs: Vec<f32> = if model.num_outputs() == 1 { probs.chunks(2).map(|p| p[1]).collect() } else { probs };
+    let probs: Vec<f32> = probabilities(model.head(features.clone()))
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    let probs: Vec<f32> = if model.num_outputs() == 1 {
+        probs.chunks(2).map(|p| p[1]).collect()
+    } else {
+        probs
+    };
     let dp = max_diff(&probs, &floats(&expected["probabilities"]));
     assert!(dp <= 1e-5, "{name}: max |Δprob| = {dp}");
 
     let class = expected["cam_class"].as_u64().unwrap() as usize;
     let [batch, _, h, w] = features.dims();
-    let raw: Vec<f32> = gradcam::raw_maps(features, model.classifier.weight.val(), class).into_data().try_to_vec().unwrap();
+    let raw: Vec<f32> = gradcam::raw_maps(features, model.classifier.weight.val(), class)
+        .into_data()
+        .try_to_vec()
+        .unwrap();
     let size = g.shape[2];
-    let cams: Vec<f32> = raw.chunks(h * w).flat_map(|m| gradcam::finish(m, (w, h), size).values).collect();
+    let cams: Vec<f32> = raw
+        .chunks(h * w)
+        .flat_map(|m| gradcam::finish(m, (w, h), size).values)
+        .collect();
     assert_eq!(cams.len(), batch * size * size);
     let dc = max_diff(&cams, &floats(&expected["cams"]));
     assert!(dc <= 1e-4, "{name}: max |ΔGrad-CAM| = {dc}");
@@ -64,19 +100,31 @@ fn check(model: &DenseNet, name: &str, device: &Device) {
 #[test]
 fn binary_model_matches_pytorch_and_grad_cam() {
     let device = Device::flex();
-    check(&load("tests/fixtures/tiny_binary.pth", 1, &device), "tiny_binary", &device);
+    check(
+        &load("tests/fixtures/tiny_binary.pth", 1, &device),
+        "tiny_binary",
+        &device,
+    );
 }
 
 #[test]
 fn legacy_checkpoint_keys_and_format_import() {
     let device = Device::flex();
-    check(&load("tests/fixtures/tiny_binary_legacy.pth", 1, &device), "tiny_binary", &device);
+    check(
+        &load("tests/fixtures/tiny_binary_legacy.pth", 1, &device),
+        "tiny_binary",
+        &device,
+    );
 }
 
 #[test]
 fn three_class_softmax_model_matches_pytorch() {
     let device = Device::flex();
-    check(&load("tests/fixtures/tiny_3class.pth", 3, &device), "tiny_3class", &device);
+    check(
+        &load("tests/fixtures/tiny_3class.pth", 3, &device),
+        "tiny_3class",
+        &device,
+    );
 }
 
 #[test]
@@ -93,9 +141,17 @@ fn preprocessing_matches_torchvision_normalisation() {
 fn wrong_checkpoint_names_the_mismatched_keys() {
     let device = Device::flex();
     let other = DenseNetConfig::tiny(1).with_block_config(vec![2, 3]);
-    let err = import_torchvision(Path::new("tests/fixtures/tiny_binary.pth"), &other, &device).unwrap_err().to_string();
+    let err = import_torchvision(Path::new("tests/fixtures/tiny_binary.pth"), &other, &device)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("missing") && err.contains("layers.2"), "{err}");
-    let err = import_torchvision(Path::new("tests/data/xray_64.png"), &DenseNetConfig::tiny(1), &device).unwrap_err().to_string();
+    let err = import_torchvision(
+        Path::new("tests/data/xray_64.png"),
+        &DenseNetConfig::tiny(1),
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("checkpoint"), "{err}");
 }
 
@@ -103,6 +159,11 @@ fn wrong_checkpoint_names_the_mismatched_keys() {
 #[test]
 fn mismatched_head_is_reinitialised_for_transfer_learning() {
     let device = Device::flex();
-    let (_, report) = import_torchvision(Path::new("tests/fixtures/tiny_3class.pth"), &DenseNetConfig::tiny(1), &device).unwrap();
+    let (_, report) = import_torchvision(
+        Path::new("tests/fixtures/tiny_3class.pth"),
+        &DenseNetConfig::tiny(1),
+        &device,
+    )
+    .unwrap();
     assert!(report.fresh_classifier);
 }

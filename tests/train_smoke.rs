@@ -3,10 +3,10 @@
 //! then resumed ends bit-identical to an uninterrupted one.
 
 use pneumoscope::model::DenseNetConfig;
-use pneumoscope::weights::codec;
 use pneumoscope::train::augment::Augmentation;
 use pneumoscope::train::backend::Backend;
 use pneumoscope::train::run::{TrainConfig, train};
+use pneumoscope::weights::codec;
 use std::path::{Path, PathBuf};
 
 const DATA: &str = "../shared/data/chest_xray";
@@ -58,7 +58,11 @@ fn train_losses(dir: &Path) -> Vec<f64> {
 fn weights(dir: &Path) -> Vec<u8> {
     use burn::store::{BurnpackStore, ModuleSnapshot};
     let mut model = DenseNetConfig::tiny(1).init(&burn::prelude::Device::flex());
-    model.load_from(&mut BurnpackStore::from_file(dir.join("checkpoint/model.bpk"))).unwrap();
+    model
+        .load_from(&mut BurnpackStore::from_file(
+            dir.join("checkpoint/model.bpk"),
+        ))
+        .unwrap();
     codec::encode(&model, codec::Precision::F32)
 }
 
@@ -71,8 +75,17 @@ fn loss_falls_on_real_xrays() {
     train(c, false, Backend::Flex, |_, _| {}).unwrap();
     let losses = train_losses(&dir);
     assert_eq!(losses.len(), 6);
-    assert!(losses[5] < losses[0] * 0.9, "training loss did not fall: {losses:?}");
-    for file in ["config.json", "split.json", "best.safetensors", "best-card.json", "checkpoint/state.json"] {
+    assert!(
+        losses[5] < losses[0] * 0.9,
+        "training loss did not fall: {losses:?}"
+    );
+    for file in [
+        "config.json",
+        "split.json",
+        "best.safetensors",
+        "best-card.json",
+        "checkpoint/state.json",
+    ] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
 
@@ -85,7 +98,10 @@ fn loss_falls_on_real_xrays() {
     c.init = Some(dir.join("best.safetensors"));
     train(c, false, Backend::Flex, |_, _| {}).unwrap();
     let warm_losses = train_losses(&warm);
-    assert!(warm_losses[0] < losses[0] * 0.9, "warm start lost the trained weights: {warm_losses:?} vs fresh {losses:?}");
+    assert!(
+        warm_losses[0] < losses[0] * 0.9,
+        "warm start lost the trained weights: {warm_losses:?} vs fresh {losses:?}"
+    );
 }
 
 #[test]
@@ -98,15 +114,23 @@ fn resume_continues_exactly() {
     train(config(&resumed, 1), false, Backend::Flex, |_, _| {}).unwrap();
     // Ask the stopped run for one more epoch, as a user would after an interruption.
     let path = resumed.join("config.json");
-    let text = std::fs::read_to_string(&path).unwrap().replace("\"epochs\": 1,", "\"epochs\": 2,");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"epochs\": 1,", "\"epochs\": 2,");
     std::fs::write(&path, text).unwrap();
-    let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(resumed.join("checkpoint/state.json")).unwrap()).unwrap();
+    let mut state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(resumed.join("checkpoint/state.json")).unwrap(),
+    )
+    .unwrap();
     state["finished"] = false.into();
     std::fs::write(resumed.join("checkpoint/state.json"), state.to_string()).unwrap();
     train(config(&resumed, 2), true, Backend::Flex, |_, _| {}).unwrap();
 
     assert_eq!(train_losses(&straight), train_losses(&resumed));
-    assert!(weights(&straight) == weights(&resumed), "resumed weights differ from the uninterrupted run");
+    assert!(
+        weights(&straight) == weights(&resumed),
+        "resumed weights differ from the uninterrupted run"
+    );
 }
 
 #[test]
@@ -115,6 +139,8 @@ fn refuses_to_overwrite_a_run_and_reports_missing_data() {
     let dir = fresh_dir("guard");
     let mut c = config(&dir, 1);
     c.data = PathBuf::from("/nonexistent/data");
-    let err = train(c, false, Backend::Flex, |_, _| {}).unwrap_err().to_string();
+    let err = train(c, false, Backend::Flex, |_, _| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a folder"), "{err}");
 }

@@ -59,15 +59,27 @@ pub fn again_with(state: AppState, file: web_sys::File, fixes: Vec<Fix>) {
     });
 }
 
-async fn analyse(state: AppState, file: &web_sys::File, fixes: &[Fix]) -> Result<Analysis, UiError> {
+async fn analyse(
+    state: AppState,
+    file: &web_sys::File,
+    fixes: &[Fix],
+) -> Result<Analysis, UiError> {
     let bytes = read_file(file).await.map_err(UiError::FileRead)?;
     let Some(pipeline) = state.pipeline() else {
-        return Err(UiError::Weights(state.error.get_untracked().map(|e| e.message(state.lang.get_untracked())).unwrap_or_default()));
+        return Err(UiError::Weights(
+            state
+                .error
+                .get_untracked()
+                .map(|e| e.message(state.lang.get_untracked()))
+                .unwrap_or_default(),
+        ));
     };
     // Decoded here rather than in `Pipeline::analyse` because the view needs the image too.
     let start = Instant::now();
     let decoded = decode::decode(&bytes)?;
-    let image = fixes.iter().fold(decoded.image, |image, fix| fix.apply(&image));
+    let image = fixes
+        .iter()
+        .fold(decoded.image, |image, fix| fix.apply(&image));
     let decode_ms = start.elapsed().as_secs_f64() * 1e3;
     match pipeline.analyse_image(&image).await {
         Ok(p) => Ok(Analysis {
@@ -75,7 +87,11 @@ async fn analyse(state: AppState, file: &web_sys::File, fixes: &[Fix]) -> Result
             url: {
                 // A browser cannot show a DICOM file, nor the file as fixed: show the grey
                 // levels the model was given.
-                let url = if decoded.dicom.is_some() || !fixes.is_empty() { png_url(&image) } else { object_url(file) };
+                let url = if decoded.dicom.is_some() || !fixes.is_empty() {
+                    png_url(&image)
+                } else {
+                    object_url(file)
+                };
                 state.remember_file(&url, file.clone());
                 url
             },
@@ -83,7 +99,10 @@ async fn analyse(state: AppState, file: &web_sys::File, fixes: &[Fix]) -> Result
             label: p.label,
             band: p.band,
             cam: Arc::new(p.cam),
-            timings: crate::predict::Timings { decode_ms, ..p.timings },
+            timings: crate::predict::Timings {
+                decode_ms,
+                ..p.timings
+            },
             dicom: decoded.dicom,
             ood: p.ood,
             shown_anyway: false,
@@ -129,7 +148,11 @@ async fn many(state: AppState, files: Vec<web_sys::File>, generation: u64) {
         }
         yield_now().await;
         let result = analyse(state, file, &[]).await;
-        state.batch.push(Row { index, name: file.name(), result });
+        state.batch.push(Row {
+            index,
+            name: file.name(),
+            result,
+        });
     }
     state.batch.finish(generation);
 }

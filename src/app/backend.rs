@@ -31,10 +31,16 @@ pub fn cpu_forced_by_url() -> bool {
 /// Reloads the page with or without `?backend=cpu` (burn's wgpu runtime can be initialised once
 /// per page, so switching back to the GPU needs a fresh page).
 pub fn set_cpu_forced(forced: bool) {
-    let Some(window) = web_sys::window() else { return };
+    let Some(window) = web_sys::window() else {
+        return;
+    };
     let location = window.location();
-    let Ok(search) = location.search() else { return };
-    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else { return };
+    let Ok(search) = location.search() else {
+        return;
+    };
+    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
+        return;
+    };
     if forced {
         params.set("backend", "cpu");
     } else {
@@ -42,7 +48,11 @@ pub fn set_cpu_forced(forced: bool) {
     }
     let query: String = params.to_string().into();
     let path = location.pathname().unwrap_or_default();
-    let _ = location.set_href(&if query.is_empty() { path } else { format!("{path}?{query}") });
+    let _ = location.set_href(&if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    });
 }
 
 /// The device to run on. `lost` is set if the GPU device is lost later.
@@ -55,9 +65,11 @@ pub async fn choose(force_cpu: bool, lost: RwSignal<Option<String>>) -> (Device,
     }
     match Device::wgpu_options().init_with_setup_async().await {
         Ok((device, setup)) => {
-            setup.device.set_device_lost_callback(move |reason, message| {
-                lost.set(Some(format!("{reason:?}: {message}")));
-            });
+            setup
+                .device
+                .set_device_lost_callback(move |reason, message| {
+                    lost.set(Some(format!("{reason:?}: {message}")));
+                });
             let mut adapter = setup.adapter.get_info().name;
             if adapter.trim().is_empty() {
                 adapter = adapter_description().await.unwrap_or_else(|| "GPU".into());
@@ -73,7 +85,9 @@ pub async fn choose(force_cpu: bool, lost: RwSignal<Option<String>>) -> (Device,
 
 fn gpu() -> Option<JsValue> {
     let navigator = web_sys::window()?.navigator();
-    js_sys::Reflect::get(&navigator, &"gpu".into()).ok().filter(|g| !g.is_undefined() && !g.is_null())
+    js_sys::Reflect::get(&navigator, &"gpu".into())
+        .ok()
+        .filter(|g| !g.is_undefined() && !g.is_null())
 }
 
 fn has_webgpu() -> bool {
@@ -84,10 +98,30 @@ fn has_webgpu() -> bool {
 /// and architecture instead (e.g. "google swiftshader").
 async fn adapter_description() -> Option<String> {
     let gpu = gpu()?;
-    let request = js_sys::Reflect::get(&gpu, &"requestAdapter".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
-    let adapter = JsFuture::from(request.call0(&gpu).ok()?.dyn_into::<js_sys::Promise>().ok()?).await.ok()?;
+    let request = js_sys::Reflect::get(&gpu, &"requestAdapter".into())
+        .ok()?
+        .dyn_into::<js_sys::Function>()
+        .ok()?;
+    let adapter = JsFuture::from(
+        request
+            .call0(&gpu)
+            .ok()?
+            .dyn_into::<js_sys::Promise>()
+            .ok()?,
+    )
+    .await
+    .ok()?;
     let info = js_sys::Reflect::get(&adapter, &"info".into()).ok()?;
-    let field = |name: &str| js_sys::Reflect::get(&info, &name.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
-    let parts: Vec<String> = ["description", "vendor", "architecture", "device"].iter().map(|f| field(f)).filter(|s| !s.is_empty()).collect();
+    let field = |name: &str| {
+        js_sys::Reflect::get(&info, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    let parts: Vec<String> = ["description", "vendor", "architecture", "device"]
+        .iter()
+        .map(|f| field(f))
+        .filter(|s| !s.is_empty())
+        .collect();
     (!parts.is_empty()).then(|| parts.join(" "))
 }

@@ -1,8 +1,8 @@
 //! The triage table for many images: progress, cancel, sort by probability, CSV export.
 
+use super::dicom::warning_text;
 use super::errors::UiError;
 use super::i18n::{Lang, T};
-use super::dicom::warning_text;
 use super::result::band_short;
 use super::util::{download_text, revoke};
 use super::{Analysis, use_state};
@@ -20,7 +20,11 @@ pub struct Row {
 impl Row {
     /// None for unreadable files and for images refused as unlike the training X-rays.
     fn probability(&self) -> Option<f32> {
-        self.result.as_ref().ok().filter(|a| a.shown()).map(|a| a.probability)
+        self.result
+            .as_ref()
+            .ok()
+            .filter(|a| a.shown())
+            .map(|a| a.probability)
     }
 }
 
@@ -64,7 +68,10 @@ impl BatchState {
     }
 
     pub fn owns(&self, url: &str) -> bool {
-        self.rows.with_untracked(|rows| rows.iter().any(|r| r.result.as_ref().is_ok_and(|a| a.url == url)))
+        self.rows.with_untracked(|rows| {
+            rows.iter()
+                .any(|r| r.result.as_ref().is_ok_and(|a| a.url == url))
+        })
     }
 
     /// A new batch: the previous one's images go (`forget` drops their files).
@@ -101,8 +108,16 @@ impl BatchState {
         match self.sort.get() {
             Sort::Given => rows.sort_by_key(|r| r.index),
             // Unreadable and refused files last, whichever the direction.
-            Sort::HighFirst => rows.sort_by(|a, b| b.probability().unwrap_or(-1.0).total_cmp(&a.probability().unwrap_or(-1.0))),
-            Sort::LowFirst => rows.sort_by(|a, b| a.probability().unwrap_or(2.0).total_cmp(&b.probability().unwrap_or(2.0))),
+            Sort::HighFirst => rows.sort_by(|a, b| {
+                b.probability()
+                    .unwrap_or(-1.0)
+                    .total_cmp(&a.probability().unwrap_or(-1.0))
+            }),
+            Sort::LowFirst => rows.sort_by(|a, b| {
+                a.probability()
+                    .unwrap_or(2.0)
+                    .total_cmp(&b.probability().unwrap_or(2.0))
+            }),
         }
         rows
     }
@@ -111,7 +126,9 @@ impl BatchState {
 /// The table as CSV (one line per file, in the order shown).
 fn csv(rows: &[Row], lang: Lang) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let mut out = String::from("file,probability,label,band,inference_ms,gradcam_ms,ood,ood_distance,error\n");
+    let mut out = String::from(
+        "file,probability,label,band,inference_ms,gradcam_ms,ood,ood_distance,error\n",
+    );
     for row in rows {
         let line = match &row.result {
             Ok(a) => {
@@ -120,13 +137,29 @@ fn csv(rows: &[Row], lang: Lang) -> String {
                     OodCheck::Passed { .. } => "passed",
                     OodCheck::Refused { .. } => "refused",
                 };
-                let distance = a.ood.distance().map(|(d, _)| format!("{d:.3}")).unwrap_or_default();
+                let distance = a
+                    .ood
+                    .distance()
+                    .map(|(d, _)| format!("{d:.3}"))
+                    .unwrap_or_default();
                 let (probability, label, band) = if a.shown() {
-                    (format!("{:.4}", a.probability), quote(&a.label), serde_json::to_value(a.band).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+                    (
+                        format!("{:.4}", a.probability),
+                        quote(&a.label),
+                        serde_json::to_value(a.band)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default(),
+                    )
                 } else {
                     Default::default()
                 };
-                format!("{},{probability},{label},{band},{:.1},{:.1},{ood},{distance},\n", quote(&row.name), a.timings.inference_ms, a.timings.gradcam_ms)
+                format!(
+                    "{},{probability},{label},{band},{:.1},{:.1},{ood},{distance},\n",
+                    quote(&row.name),
+                    a.timings.inference_ms,
+                    a.timings.gradcam_ms
+                )
             }
             Err(e) => format!("{},,,,,,,,{}\n", quote(&row.name), quote(&e.message(lang))),
         };
@@ -153,12 +186,21 @@ pub fn BatchView() -> impl IntoView {
         Sort::LowFirst => " ▲",
         Sort::Given => "",
     };
-    let export = move |_| download_text(&csv(&batch.sorted(), state.lang.get_untracked()), "text/csv;charset=utf-8", "pneumoscope-triage.csv");
+    let export = move |_| {
+        download_text(
+            &csv(&batch.sorted(), state.lang.get_untracked()),
+            "text/csv;charset=utf-8",
+            "pneumoscope-triage.csv",
+        )
+    };
     let open = move |row: &Row| {
         if let Ok(a) = &row.result {
             state.error.set(None);
             state.current.set(Some(a.clone()));
-            if let Some(el) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("result")) {
+            if let Some(el) = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.get_element_by_id("result"))
+            {
                 el.scroll_into_view();
             }
         } else if let Err(e) = &row.result {
@@ -253,7 +295,13 @@ fn dicom_flag(result: &Result<Analysis, UiError>) -> Option<impl IntoView + use<
     let state = use_state();
     let warnings = result.as_ref().ok()?.dicom.as_ref()?.warnings.clone();
     (!warnings.is_empty()).then(move || {
-        let title = move || warnings.iter().map(|w| warning_text(w, state.lang.get())).collect::<Vec<_>>().join("\n");
+        let title = move || {
+            warnings
+                .iter()
+                .map(|w| warning_text(w, state.lang.get()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
         view! { <span class="dicom-flag" data-testid="dicom-flag" title=title>"⚠"</span> }
     })
 }

@@ -27,7 +27,9 @@ use web_time::Instant;
 
 fn param(name: &str) -> Option<String> {
     let search = web_sys::window()?.location().search().ok()?;
-    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+    web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()?
+        .get(name)
 }
 
 fn set_global(name: &str, value: &JsValue) {
@@ -38,12 +40,16 @@ fn set_global(name: &str, value: &JsValue) {
 
 /// Called once the model is ready; a no-op without `?bench=`.
 pub fn start_if_requested(state: AppState, pipeline: Rc<Pipeline>) {
-    let Some(runs) = param("bench").and_then(|n| n.parse::<usize>().ok()) else { return };
+    let Some(runs) = param("bench").and_then(|n| n.parse::<usize>().ok()) else {
+        return;
+    };
     set_global("__pneumoscopeWasmMemory", &wasm_bindgen::memory());
     if runs == 0 {
         return;
     }
-    let size = param("benchsize").and_then(|s| s.parse::<usize>().ok()).unwrap_or(pipeline.card.input_size);
+    let size = param("benchsize")
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(pipeline.card.input_size);
     let backend = match state.backend.get_untracked() {
         Some(Backend::WebGpu { .. }) => "webgpu",
         _ => "cpu",
@@ -51,12 +57,20 @@ pub fn start_if_requested(state: AppState, pipeline: Rc<Pipeline>) {
     let image_url = param("benchimage");
     spawn_local(async move {
         let result = match run(&pipeline, runs, size, image_url.as_deref()).await {
-            Ok(Timed { forward, analyse, gradcam, ood }) => serde_json::json!({
+            Ok(Timed {
+                forward,
+                analyse,
+                gradcam,
+                ood,
+            }) => serde_json::json!({
                 "backend": backend, "size": size, "forward_ms": forward, "analyse_ms": analyse, "gradcam_ms": gradcam, "ood": ood,
             }),
             Err(error) => serde_json::json!({ "backend": backend, "size": size, "error": error }),
         };
-        set_global("__pneumoscopeBench", &js_sys::JSON::parse(&result.to_string()).unwrap_or(JsValue::NULL));
+        set_global(
+            "__pneumoscopeBench",
+            &js_sys::JSON::parse(&result.to_string()).unwrap_or(JsValue::NULL),
+        );
     });
 }
 
@@ -69,13 +83,23 @@ struct Timed {
     ood: Option<&'static str>,
 }
 
-async fn run(pipeline: &Pipeline, runs: usize, size: usize, image_url: Option<&str>) -> Result<Timed, String> {
+async fn run(
+    pipeline: &Pipeline,
+    runs: usize,
+    size: usize,
+    image_url: Option<&str>,
+) -> Result<Timed, String> {
     // A fixed, image-like input (values do not change the cost).
-    let values: Vec<f32> = (0..3 * size * size).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
+    let values: Vec<f32> = (0..3 * size * size)
+        .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
+        .collect();
     let mut forward = Vec::new();
     for i in 0..=runs {
         yield_now().await;
-        let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [1, 3, size, size]), &pipeline.device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(values.clone(), [1, 3, size, size]),
+            &pipeline.device,
+        );
         let start = Instant::now();
         let p = probabilities(pipeline.model.forward(x));
         p.into_data_async().await.map_err(|e| format!("{e:?}"))?;
@@ -83,10 +107,17 @@ async fn run(pipeline: &Pipeline, runs: usize, size: usize, image_url: Option<&s
             forward.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    let mut timed = Timed { forward, ..Timed::default() };
+    let mut timed = Timed {
+        forward,
+        ..Timed::default()
+    };
     // `analyse` resizes to the card's size: whole analyses only make sense there.
-    let Some(url) = image_url.filter(|_| size == pipeline.card.input_size) else { return Ok(timed) };
-    let bytes = fetch_bytes(url, |_| {}).await.map_err(|e| format!("{url}: {e}"))?;
+    let Some(url) = image_url.filter(|_| size == pipeline.card.input_size) else {
+        return Ok(timed);
+    };
+    let bytes = fetch_bytes(url, |_| {})
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
     for i in 0..=runs {
         yield_now().await;
         let start = Instant::now();

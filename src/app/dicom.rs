@@ -24,8 +24,12 @@ pub fn warning_text(warning: &DicomWarning, lang: Lang) -> String {
         (DicomWarning::Lateral(v), true) => format!(
             "L'incidence est {v} (profil) : le modèle a été entraîné sur des radiographies thoraciques de face (PA/AP) ; ce résultat peut n'avoir aucun sens."
         ),
-        (DicomWarning::MultiFrame(n), false) => format!("The file has {n} frames; only the first frame was analysed."),
-        (DicomWarning::MultiFrame(n), true) => format!("Le fichier contient {n} images (frames) ; seule la première a été analysée."),
+        (DicomWarning::MultiFrame(n), false) => {
+            format!("The file has {n} frames; only the first frame was analysed.")
+        }
+        (DicomWarning::MultiFrame(n), true) => {
+            format!("Le fichier contient {n} images (frames) ; seule la première a été analysée.")
+        }
     }
 }
 
@@ -61,5 +65,9 @@ pub fn DicomPanel(info: DicomInfo) -> impl IntoView {
 
 /// DICOM dates are `YYYYMMDD`; show them as ISO 8601, or as stored if they are not.
 fn display_date(da: &str) -> String {
-    if da.len() == 8 && da.bytes().all(|b| b.is_ascii_digit()) { format!("{}-{}-{}", &da[..4], &da[4..6], &da[6..]) } else { da.to_string() }
+    if da.len() == 8 && da.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}-{}-{}", &da[..4], &da[4..6], &da[6..])
+    } else {
+        da.to_string()
+    }
 }

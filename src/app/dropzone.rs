@@ -19,8 +19,12 @@ fn images_only(files: Vec<web_sys::File>) -> Vec<web_sys::File> {
         .into_iter()
         .filter(|f| {
             let name = f.name().to_ascii_lowercase();
-            matches!(f.type_().as_str(), "image/png" | "image/jpeg" | "application/dicom")
-                || [".png", ".jpg", ".jpeg", ".dcm", ".dicom"].iter().any(|e| name.ends_with(e))
+            matches!(
+                f.type_().as_str(),
+                "image/png" | "image/jpeg" | "application/dicom"
+            ) || [".png", ".jpg", ".jpeg", ".dcm", ".dicom"]
+                .iter()
+                .any(|e| name.ends_with(e))
                 || (!name.contains('.') && name != "dicomdir")
         })
         .collect()

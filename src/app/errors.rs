@@ -10,9 +10,16 @@ pub enum UiError {
     Empty,
     NotAnImage,
     Unsupported(String),
-    TooLarge { width: u32, height: u32, megapixels: f64 },
+    TooLarge {
+        width: u32,
+        height: u32,
+        megapixels: f64,
+    },
     Corrupt(String),
-    DicomTransferSyntax { name: String, uid: String },
+    DicomTransferSyntax {
+        name: String,
+        uid: String,
+    },
     DicomUnsupported(String),
     DicomCorrupt(String),
     FileRead(String),
@@ -20,7 +27,10 @@ pub enum UiError {
     CardFetch(String),
     CardInvalid(String),
     WeightsFetch(String),
-    WeightsHash { found: String, expected: String },
+    WeightsHash {
+        found: String,
+        expected: String,
+    },
     Weights(String),
     OodFetch(String),
     Ood(String),
@@ -34,9 +44,19 @@ impl From<DecodeError> for UiError {
             DecodeError::Empty => UiError::Empty,
             DecodeError::NotAnImage => UiError::NotAnImage,
             DecodeError::Unsupported(f) => UiError::Unsupported(f),
-            DecodeError::TooLarge { width, height, megapixels } => UiError::TooLarge { width, height, megapixels },
+            DecodeError::TooLarge {
+                width,
+                height,
+                megapixels,
+            } => UiError::TooLarge {
+                width,
+                height,
+                megapixels,
+            },
             DecodeError::Corrupt(why) => UiError::Corrupt(why),
-            DecodeError::DicomTransferSyntax { name, uid } => UiError::DicomTransferSyntax { name, uid },
+            DecodeError::DicomTransferSyntax { name, uid } => {
+                UiError::DicomTransferSyntax { name, uid }
+            }
             DecodeError::DicomUnsupported(why) => UiError::DicomUnsupported(why),
             DecodeError::DicomCorrupt(why) => UiError::DicomCorrupt(why),
         }
@@ -72,42 +92,180 @@ impl UiError {
     pub fn message(&self, lang: Lang) -> String {
         let fr = lang == Lang::Fr;
         match self {
-            UiError::Empty => pick(fr, "The file is empty (0 bytes).", "Le fichier est vide (0 octet)."),
-            UiError::NotAnImage => pick(fr, "This file is not an image the app can read. Use a PNG, JPEG or DICOM X-ray.", "Ce fichier n'est pas une image lisible. Utilisez une radiographie PNG, JPEG ou DICOM."),
-            UiError::Unsupported(f) => if fr { format!("Les images {f} ne sont pas prises en charge. Utilisez PNG, JPEG ou DICOM.") } else { format!("{f} images are not supported. Use PNG, JPEG or DICOM.") },
-            UiError::TooLarge { width, height, megapixels } => if fr {
-                format!("L'image fait {width}×{height} ({megapixels:.0} mégapixels) ; la limite est de 50 mégapixels. Réduisez-la puis réessayez.")
-            } else {
-                format!("The image is {width}×{height} ({megapixels:.0} megapixels); the limit is 50 megapixels. Downscale it and try again.")
-            },
-            UiError::Corrupt(why) => if fr { format!("Le fichier image est endommagé ou tronqué ({why}).") } else { format!("The image file is damaged or truncated ({why}).") },
-            UiError::DicomTransferSyntax { name, uid } => if fr {
-                format!("Les pixels de ce fichier DICOM sont compressés en {name} ({uid}), que l'application ne sait pas décoder. Formats pris en charge : non compressé, RLE Lossless, JPEG baseline/étendu/sans perte. Exportez l'image dans l'un d'eux (ou en PNG) puis réessayez.")
-            } else {
-                format!("This DICOM file's pixels are compressed as {name} ({uid}), which the app cannot decode. Supported: uncompressed, RLE Lossless, JPEG baseline/extended/lossless. Export the image in one of these (or as PNG) and try again.")
-            },
+            UiError::Empty => pick(
+                fr,
+                "The file is empty (0 bytes).",
+                "Le fichier est vide (0 octet).",
+            ),
+            UiError::NotAnImage => pick(
+                fr,
+                "This file is not an image the app can read. Use a PNG, JPEG or DICOM X-ray.",
+                "Ce fichier n'est pas une image lisible. Utilisez une radiographie PNG, JPEG ou DICOM.",
+            ),
+            UiError::Unsupported(f) => {
+                if fr {
+                    format!(
+                        "Les images {f} ne sont pas prises en charge. Utilisez PNG, JPEG ou DICOM."
+                    )
+                } else {
+                    format!("{f} images are not supported. Use PNG, JPEG or DICOM.")
+                }
+            }
+            UiError::TooLarge {
+                width,
+                height,
+                megapixels,
+            } => {
+                if fr {
+                    format!(
+                        "L'image fait {width}×{height} ({megapixels:.0} mégapixels) ; la limite est de 50 mégapixels. Réduisez-la puis réessayez."
+                    )
+                } else {
+                    format!(
+                        "The image is {width}×{height} ({megapixels:.0} megapixels); the limit is 50 megapixels. Downscale it and try again."
+                    )
+                }
+            }
+            UiError::Corrupt(why) => {
+                if fr {
+                    format!("Le fichier image est endommagé ou tronqué ({why}).")
+                } else {
+                    format!("The image file is damaged or truncated ({why}).")
+                }
+            }
+            UiError::DicomTransferSyntax { name, uid } => {
+                if fr {
+                    format!(
+                        "Les pixels de ce fichier DICOM sont compressés en {name} ({uid}), que l'application ne sait pas décoder. Formats pris en charge : non compressé, RLE Lossless, JPEG baseline/étendu/sans perte. Exportez l'image dans l'un d'eux (ou en PNG) puis réessayez."
+                    )
+                } else {
+                    format!(
+                        "This DICOM file's pixels are compressed as {name} ({uid}), which the app cannot decode. Supported: uncompressed, RLE Lossless, JPEG baseline/extended/lossless. Export the image in one of these (or as PNG) and try again."
+                    )
+                }
+            }
             // The detail comes from the decoder in English; the sentence around it is translated.
-            UiError::DicomUnsupported(why) => if fr { format!("Ce fichier DICOM ne peut pas être analysé ({why}).") } else { format!("This DICOM file cannot be analysed ({why}).") },
-            UiError::DicomCorrupt(why) => if fr { format!("Le fichier DICOM est endommagé ou tronqué ({why}).") } else { format!("The DICOM file is damaged or truncated ({why}).") },
-            UiError::FileRead(why) => if fr { format!("Impossible de lire le fichier ({why}).") } else { format!("The file could not be read ({why}).") },
-            UiError::Readback(why) => if fr { format!("La lecture du résultat sur le GPU a échoué ({why}). Passage au CPU ; réessayez l'image.") } else { format!("Reading the result from the GPU failed ({why}). Switching to the CPU; try the image again.") },
-            UiError::CardFetch(why) => if fr { format!("Impossible de télécharger la fiche du modèle (weights/model-card.json) : {why}. Vérifiez la connexion puis réessayez.") } else { format!("The model card (weights/model-card.json) could not be downloaded: {why}. Check the connection and try again.") },
-            UiError::CardInvalid(why) => if fr { format!("La fiche du modèle est invalide : {why}.") } else { format!("The model card is invalid: {why}.") },
-            UiError::WeightsFetch(why) => if fr { format!("Le téléchargement des poids du modèle a échoué : {why}. Vérifiez la connexion puis réessayez.") } else { format!("Downloading the model weights failed: {why}. Check the connection and try again.") },
-            UiError::WeightsHash { found, expected } => if fr {
-                format!("Les poids téléchargés ne correspondent pas à la fiche du modèle (sha256 {found}, attendu {expected}). Le fichier est corrompu ou a été modifié ; il n'a pas été utilisé.")
-            } else {
-                format!("The downloaded weights do not match the model card (sha256 {found}, expected {expected}). The file is corrupted or was altered; it was not used.")
-            },
-            UiError::OodFetch(why) => if fr { format!("Le téléchargement des statistiques hors distribution du modèle a échoué : {why}. Vérifiez la connexion puis réessayez.") } else { format!("Downloading the model's out-of-distribution statistics failed: {why}. Check the connection and try again.") },
-            UiError::Ood(why) => if fr { format!("Les statistiques hors distribution du modèle n'ont pas pu être chargées : {why}.") } else { format!("The model's out-of-distribution statistics could not be loaded: {why}.") },
-            UiError::Weights(why) => if fr { format!("Les poids du modèle n'ont pas pu être chargés : {why}.") } else { format!("The model weights could not be loaded: {why}.") },
-            UiError::DeviceLost(why) => if fr { format!("Le GPU a été perdu ({why}). L'application continue sur le CPU.") } else { format!("The GPU device was lost ({why}). The app carries on with the CPU.") },
-            UiError::NoImages => pick(fr, "No PNG, JPEG or DICOM images were found in what was dropped.", "Aucune image PNG, JPEG ou DICOM n'a été trouvée dans ce qui a été déposé."),
+            UiError::DicomUnsupported(why) => {
+                if fr {
+                    format!("Ce fichier DICOM ne peut pas être analysé ({why}).")
+                } else {
+                    format!("This DICOM file cannot be analysed ({why}).")
+                }
+            }
+            UiError::DicomCorrupt(why) => {
+                if fr {
+                    format!("Le fichier DICOM est endommagé ou tronqué ({why}).")
+                } else {
+                    format!("The DICOM file is damaged or truncated ({why}).")
+                }
+            }
+            UiError::FileRead(why) => {
+                if fr {
+                    format!("Impossible de lire le fichier ({why}).")
+                } else {
+                    format!("The file could not be read ({why}).")
+                }
+            }
+            UiError::Readback(why) => {
+                if fr {
+                    format!(
+                        "La lecture du résultat sur le GPU a échoué ({why}). Passage au CPU ; réessayez l'image."
+                    )
+                } else {
+                    format!(
+                        "Reading the result from the GPU failed ({why}). Switching to the CPU; try the image again."
+                    )
+                }
+            }
+            UiError::CardFetch(why) => {
+                if fr {
+                    format!(
+                        "Impossible de télécharger la fiche du modèle (weights/model-card.json) : {why}. Vérifiez la connexion puis réessayez."
+                    )
+                } else {
+                    format!(
+                        "The model card (weights/model-card.json) could not be downloaded: {why}. Check the connection and try again."
+                    )
+                }
+            }
+            UiError::CardInvalid(why) => {
+                if fr {
+                    format!("La fiche du modèle est invalide : {why}.")
+                } else {
+                    format!("The model card is invalid: {why}.")
+                }
+            }
+            UiError::WeightsFetch(why) => {
+                if fr {
+                    format!(
+                        "Le téléchargement des poids du modèle a échoué : {why}. Vérifiez la connexion puis réessayez."
+                    )
+                } else {
+                    format!(
+                        "Downloading the model weights failed: {why}. Check the connection and try again."
+                    )
+                }
+            }
+            UiError::WeightsHash { found, expected } => {
+                if fr {
+                    format!(
+                        "Les poids téléchargés ne correspondent pas à la fiche du modèle (sha256 {found}, attendu {expected}). Le fichier est corrompu ou a été modifié ; il n'a pas été utilisé."
+                    )
+                } else {
+                    format!(
+                        "The downloaded weights do not match the model card (sha256 {found}, expected {expected}). The file is corrupted or was altered; it was not used."
+                    )
+                }
+            }
+            UiError::OodFetch(why) => {
+                if fr {
+                    format!(
+                        "Le téléchargement des statistiques hors distribution du modèle a échoué : {why}. Vérifiez la connexion puis réessayez."
+                    )
+                } else {
+                    format!(
+                        "Downloading the model's out-of-distribution statistics failed: {why}. Check the connection and try again."
+                    )
+                }
+            }
+            UiError::Ood(why) => {
+                if fr {
+                    format!(
+                        "Les statistiques hors distribution du modèle n'ont pas pu être chargées : {why}."
+                    )
+                } else {
+                    format!(
+                        "The model's out-of-distribution statistics could not be loaded: {why}."
+                    )
+                }
+            }
+            UiError::Weights(why) => {
+                if fr {
+                    format!("Les poids du modèle n'ont pas pu être chargés : {why}.")
+                } else {
+                    format!("The model weights could not be loaded: {why}.")
+                }
+            }
+            UiError::DeviceLost(why) => {
+                if fr {
+                    format!("Le GPU a été perdu ({why}). L'application continue sur le CPU.")
+                } else {
+                    format!("The GPU device was lost ({why}). The app carries on with the CPU.")
+                }
+            }
+            UiError::NoImages => pick(
+                fr,
+                "No PNG, JPEG or DICOM images were found in what was dropped.",
+                "Aucune image PNG, JPEG ou DICOM n'a été trouvée dans ce qui a été déposé.",
+            ),
         }
     }
 }
 
 fn pick(fr: bool, en: &str, fr_text: &str) -> String {
-    if fr { fr_text.to_string() } else { en.to_string() }
+    if fr {
+        fr_text.to_string()
+    } else {
+        en.to_string()
+    }
 }

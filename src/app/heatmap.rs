@@ -30,7 +30,12 @@ fn cam_canvas(cam: &Cam) -> Option<HtmlCanvasElement> {
         let [r, g, b] = jet(v);
         rgba.extend_from_slice(&[r, g, b, 255]);
     }
-    let data = web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), cam.width as u32, cam.height as u32).ok()?;
+    let data = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+        Clamped(&rgba),
+        cam.width as u32,
+        cam.height as u32,
+    )
+    .ok()?;
     context(&canvas)?.put_image_data(&data, 0.0, 0.0).ok()?;
     Some(canvas)
 }
@@ -48,7 +53,10 @@ struct Layers {
 }
 
 fn draw(target: &HtmlCanvasElement, layers: &Layers, opacity: f64) {
-    let (w, h) = (layers.image.natural_width() as f64, layers.image.natural_height() as f64);
+    let (w, h) = (
+        layers.image.natural_width() as f64,
+        layers.image.natural_height() as f64,
+    );
     let scale = (MAX_SIDE / w.max(h)).min(1.0);
     let (w, h) = ((w * scale).round().max(1.0), (h * scale).round().max(1.0));
     target.set_width(w as u32);
@@ -89,7 +97,9 @@ pub fn HeatmapView(analysis: Analysis) -> impl IntoView {
     let url = analysis.url.clone();
     let cam = analysis.cam.clone();
     spawn_local(async move {
-        let (Some(image), Some(cam)) = (load_image(&url).await, cam_canvas(&cam)) else { return };
+        let (Some(image), Some(cam)) = (load_image(&url).await, cam_canvas(&cam)) else {
+            return;
+        };
         layers.set_value(Some(Layers { image, cam }));
         ready.set(true);
         redraw();

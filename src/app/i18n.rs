@@ -27,11 +27,19 @@ impl Lang {
     /// The remembered choice, else the browser's language, else English.
     pub fn initial() -> Self {
         let window = web_sys::window();
-        let stored = window.as_ref().and_then(|w| w.local_storage().ok().flatten()).and_then(|s| s.get_item(STORAGE_KEY).ok().flatten());
+        let stored = window
+            .as_ref()
+            .and_then(|w| w.local_storage().ok().flatten())
+            .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten());
         stored
             .as_deref()
             .and_then(Lang::from_code)
-            .or_else(|| window.and_then(|w| w.navigator().language()).as_deref().and_then(Lang::from_code))
+            .or_else(|| {
+                window
+                    .and_then(|w| w.navigator().language())
+                    .as_deref()
+                    .and_then(Lang::from_code)
+            })
             .unwrap_or(Lang::En)
     }
 
@@ -39,7 +47,10 @@ impl Lang {
         if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
             let _ = storage.set_item(STORAGE_KEY, self.code());
         }
-        if let Some(root) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
+        if let Some(root) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.document_element())
+        {
             let _ = root.set_attribute("lang", self.code());
         }
     }

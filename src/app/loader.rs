@@ -20,7 +20,10 @@ const CARD_URL: &str = "weights/model-card.json";
 /// The weights URL; the sha256 query makes it change whenever the weights do (the service worker
 /// caches it forever; see public/sw.js).
 pub fn weights_url(card: &ModelCard) -> String {
-    format!("weights/{}?sha256={}", card.weights.file, card.weights.sha256)
+    format!(
+        "weights/{}?sha256={}",
+        card.weights.file, card.weights.sha256
+    )
 }
 
 /// The OOD statistics' URL, content-addressed the same way.
@@ -42,7 +45,9 @@ async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
     state.engine.set(Engine::Starting);
     let (device, chosen) = backend::choose(force_cpu, state.device_lost).await;
     // Keep the reason when falling back after a device loss.
-    if state.backend.get_untracked() != Some(Backend::Cpu(CpuReason::DeviceLost)) || matches!(chosen, Backend::WebGpu { .. }) {
+    if state.backend.get_untracked() != Some(Backend::Cpu(CpuReason::DeviceLost))
+        || matches!(chosen, Backend::WebGpu { .. })
+    {
         state.backend.set(Some(chosen));
     }
 
@@ -56,9 +61,14 @@ async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
         None => {
             let total = card.weights.bytes as u64;
             state.engine.set(Engine::Downloading { loaded: 0, total });
-            let bytes = fetch_bytes(&weights_url(&card), |loaded| state.engine.set(Engine::Downloading { loaded, total: total.max(loaded) }))
-                .await
-                .map_err(UiError::WeightsFetch)?;
+            let bytes = fetch_bytes(&weights_url(&card), |loaded| {
+                state.engine.set(Engine::Downloading {
+                    loaded,
+                    total: total.max(loaded),
+                })
+            })
+            .await
+            .map_err(UiError::WeightsFetch)?;
             Rc::new(bytes)
         }
     };
@@ -67,7 +77,9 @@ async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
     yield_now().await;
     let mut pipeline = Pipeline::load(card, &weights, &device)?;
     if let Some(info) = pipeline.card.ood.clone() {
-        let bytes = fetch_bytes(&ood_url(&info), |_| {}).await.map_err(UiError::OodFetch)?;
+        let bytes = fetch_bytes(&ood_url(&info), |_| {})
+            .await
+            .map_err(UiError::OodFetch)?;
         pipeline = pipeline.with_ood(&bytes)?;
     }
     // Only verified weights are kept for a later reload (e.g. after a GPU loss).
@@ -76,7 +88,8 @@ async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
     state.engine.set(Engine::WarmingUp);
     yield_now().await;
     let size = pipeline.card.input_size as u32;
-    let blank = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(size, size, image::Luma([128])));
+    let blank =
+        DynamicImage::ImageLuma8(image::GrayImage::from_pixel(size, size, image::Luma([128])));
     pipeline.analyse_image(&blank).await?;
 
     let pipeline = Rc::new(pipeline);
@@ -107,17 +120,27 @@ pub fn fall_back_to_cpu(state: AppState, why: UiError) {
 
 async fn fetch(url: &str) -> Result<web_sys::Response, String> {
     let window = web_sys::window().ok_or("no window")?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.map_err(js_error)?.unchecked_into();
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(js_error)?
+        .unchecked_into();
     if !response.ok() {
-        return Err(format!("HTTP {} {}", response.status(), response.status_text()));
+        return Err(format!(
+            "HTTP {} {}",
+            response.status(),
+            response.status_text()
+        ));
     }
     Ok(response)
 }
 
 async fn fetch_text(url: &str) -> Result<String, String> {
     let response = fetch(url).await?;
-    let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
-    text.as_string().ok_or_else(|| "the response is not text".into())
+    let text = JsFuture::from(response.text().map_err(js_error)?)
+        .await
+        .map_err(js_error)?;
+    text.as_string()
+        .ok_or_else(|| "the response is not text".into())
 }
 
 /// Streams a download, reporting the bytes received so far.
@@ -153,7 +176,12 @@ pub fn Loader() -> impl IntoView {
     let stage = move || match state.engine.get() {
         Engine::Starting => state.t(T::StartingBackend).to_string(),
         Engine::LoadingCard => state.t(T::LoadingCard).to_string(),
-        Engine::Downloading { loaded, total } => format!("{} — {} / {}", state.t(T::Downloading), megabytes(loaded), megabytes(total)),
+        Engine::Downloading { loaded, total } => format!(
+            "{} — {} / {}",
+            state.t(T::Downloading),
+            megabytes(loaded),
+            megabytes(total)
+        ),
         Engine::Verifying => state.t(T::Verifying).to_string(),
         Engine::WarmingUp => state.t(T::WarmingUp).to_string(),
         Engine::Ready => state.t(T::Ready).to_string(),

@@ -6,8 +6,8 @@
 
 mod analyse;
 mod backend;
-mod bench;
 mod batch;
+mod bench;
 mod dicom;
 mod dropzone;
 mod errors;
@@ -124,7 +124,11 @@ impl AppState {
     }
 
     pub fn file_for(&self, url: &str) -> Option<web_sys::File> {
-        self.files.with_value(|f| f.iter().find(|(u, _)| u == url).map(|(_, file)| file.clone()))
+        self.files.with_value(|f| {
+            f.iter()
+                .find(|(u, _)| u == url)
+                .map(|(_, file)| file.clone())
+        })
     }
 
     /// The page no longer shows the analysis at `url`.

@@ -6,7 +6,11 @@ use crate::card::ModelCard;
 use leptos::prelude::*;
 
 fn or_not_stated(text: &str, missing: &'static str) -> String {
-    if text.trim().is_empty() { missing.to_string() } else { text.to_string() }
+    if text.trim().is_empty() {
+        missing.to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 #[component]

@@ -39,8 +39,16 @@ pub fn OodStatus(analysis: Analysis) -> impl IntoView {
     };
     let text = move || match ood {
         OodCheck::Unavailable => state.t(T::OodUnavailable).to_string(),
-        OodCheck::Passed { distance, threshold } => {
-            format!("{} ({} {distance:.1} ≤ {} {threshold:.1})", state.t(T::OodPassed), state.t(T::OodDistance), state.t(T::OodLimit))
+        OodCheck::Passed {
+            distance,
+            threshold,
+        } => {
+            format!(
+                "{} ({} {distance:.1} ≤ {} {threshold:.1})",
+                state.t(T::OodPassed),
+                state.t(T::OodDistance),
+                state.t(T::OodLimit)
+            )
         }
         OodCheck::Refused { .. } => state.t(T::ShownAnyway).to_string(),
     };
@@ -59,7 +67,11 @@ pub fn RefusalView(analysis: Analysis) -> impl IntoView {
         let url = analysis.url.clone();
         let mut fixes = analysis.fixes.clone();
         fixes.push(fix);
-        let hint = if fix == Fix::Invert { T::LooksInverted } else { T::LooksRotated };
+        let hint = if fix == Fix::Invert {
+            T::LooksInverted
+        } else {
+            T::LooksRotated
+        };
         let apply = move |_| {
             if let Some(file) = state.file_for(&url) {
                 again_with(state, file, fixes.clone());

@@ -3,8 +3,8 @@
 
 use super::dicom::DicomPanel;
 use super::heatmap::HeatmapView;
-use super::refusal::{OodStatus, RefusalView};
 use super::i18n::T;
+use super::refusal::{OodStatus, RefusalView};
 use super::use_state;
 use crate::card::Band;
 use leptos::prelude::*;
@@ -42,7 +42,11 @@ fn band_class(band: Band) -> &'static str {
 #[component]
 pub fn ResultView() -> impl IntoView {
     let state = use_state();
-    let threshold = move || state.card.with(|c| c.as_ref().map(|c| c.threshold).unwrap_or(0.5));
+    let threshold = move || {
+        state
+            .card
+            .with(|c| c.as_ref().map(|c| c.threshold).unwrap_or(0.5))
+    };
     view! {
         <Show when=move || state.working.with(Option::is_some)>
             <p class="working" aria-live="polite">{move || format!("{} {}…", state.t(T::Analysing), state.working.get().unwrap_or_default())}</p>

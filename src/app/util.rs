@@ -23,7 +23,9 @@ pub fn js_error(value: JsValue) -> String {
 
 /// The bytes of a user's file (read locally; nothing is uploaded).
 pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
-    let buffer = JsFuture::from(file.array_buffer()).await.map_err(js_error)?;
+    let buffer = JsFuture::from(file.array_buffer())
+        .await
+        .map_err(js_error)?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
@@ -40,14 +42,21 @@ pub fn png_url(image: &image::DynamicImage) -> String {
     let gray = image.to_luma8();
     let mut png = Vec::new();
     let encoded = PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Sub)
-        .write_image(gray.as_raw(), gray.width(), gray.height(), image::ExtendedColorType::L8);
+        .write_image(
+            gray.as_raw(),
+            gray.width(),
+            gray.height(),
+            image::ExtendedColorType::L8,
+        );
     if encoded.is_err() {
         return String::new();
     }
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(png.as_slice()));
     let options = web_sys::BlobPropertyBag::new();
     options.set_type("image/png");
-    web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map(|b| object_url(&b)).unwrap_or_default()
+    web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
+        .map(|b| object_url(&b))
+        .unwrap_or_default()
 }
 
 pub fn revoke(url: &str) {
@@ -58,8 +67,12 @@ pub fn revoke(url: &str) {
 
 /// Saves `href` (a blob: or data: URL made by this page) as a file called `name`.
 pub fn download(href: &str, name: &str) {
-    let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
-    let Ok(anchor) = document.create_element("a") else { return };
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    let Ok(anchor) = document.create_element("a") else {
+        return;
+    };
     let anchor: web_sys::HtmlAnchorElement = anchor.unchecked_into();
     anchor.set_href(href);
     anchor.set_download(name);
@@ -82,7 +95,10 @@ pub fn download_text(text: &str, mime: &str, name: &str) {
         // The download has started from the URL; keep it alive briefly, then free it.
         let revoke_later = Closure::once_into_js(move || revoke(&url));
         if let Some(window) = web_sys::window() {
-            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(revoke_later.unchecked_ref(), 10_000);
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+                revoke_later.unchecked_ref(),
+                10_000,
+            );
         }
     }
 }
@@ -94,11 +110,18 @@ pub fn install_panic_hook() {
         console_error_panic_hook::hook(info);
         let fr = super::i18n::Lang::initial() == super::i18n::Lang::Fr;
         let message = if fr {
-            format!("Erreur interne de Pneumoscope : {info}. Rechargez la page pour continuer ; aucune donnée n'a quitté cet ordinateur.")
+            format!(
+                "Erreur interne de Pneumoscope : {info}. Rechargez la page pour continuer ; aucune donnée n'a quitté cet ordinateur."
+            )
         } else {
-            format!("Pneumoscope hit an internal error: {info}. Reload the page to continue; no data has left this computer.")
+            format!(
+                "Pneumoscope hit an internal error: {info}. Reload the page to continue; no data has left this computer."
+            )
         };
-        if let Some(fatal) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("fatal")) {
+        if let Some(fatal) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.get_element_by_id("fatal"))
+        {
             fatal.set_text_content(Some(&message));
             let _ = fatal.remove_attribute("hidden");
         }

@@ -17,7 +17,9 @@ pub fn fit(features: &[Vec<f32>], k: usize) -> Result<OodStats, String> {
         return Err("feature vectors of different lengths".into());
     }
     if k == 0 || k >= d || k >= n {
-        return Err(format!("{k} components for {n} vectors of {d} features: need 0 < k < min(n, d)"));
+        return Err(format!(
+            "{k} components for {n} vectors of {d} features: need 0 < k < min(n, d)"
+        ));
     }
     let mut mean = vec![0f64; d];
     for f in features {
@@ -102,7 +104,10 @@ fn top_eigenpairs(a: &[f64], d: usize, k: usize) -> (Vec<f64>, Vec<f64>) {
         if iteration % 10 == 9 {
             let (values, _) = rayleigh_ritz(a, &q, d);
             let top: Vec<f64> = values[..k].to_vec();
-            let converged = top.iter().zip(&previous).all(|(v, w)| (v - w).abs() <= 1e-12 * top[0].abs().max(1e-300));
+            let converged = top
+                .iter()
+                .zip(&previous)
+                .all(|(v, w)| (v - w).abs() <= 1e-12 * top[0].abs().max(1e-300));
             previous = top;
             if converged {
                 break;
@@ -120,7 +125,11 @@ fn multiply_rows(a: &[f64], q: &[f64], d: usize) -> Vec<f64> {
     let mut out = vec![0f64; q.len()];
     for (row, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         for (i, oi) in o.iter_mut().enumerate() {
-            *oi = a[i * d..(i + 1) * d].iter().zip(row).map(|(x, y)| x * y).sum();
+            *oi = a[i * d..(i + 1) * d]
+                .iter()
+                .zip(row)
+                .map(|(x, y)| x * y)
+                .sum();
         }
     }
     out
@@ -153,7 +162,11 @@ fn rayleigh_ritz(a: &[f64], q: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
     let mut t = vec![0f64; p * p];
     for i in 0..p {
         for j in 0..p {
-            t[i * p + j] = q[i * d..(i + 1) * d].iter().zip(&aq[j * d..(j + 1) * d]).map(|(x, y)| x * y).sum();
+            t[i * p + j] = q[i * d..(i + 1) * d]
+                .iter()
+                .zip(&aq[j * d..(j + 1) * d])
+                .map(|(x, y)| x * y)
+                .sum();
         }
     }
     for i in 0..p {
@@ -170,7 +183,9 @@ fn rayleigh_ritz(a: &[f64], q: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
         let out = &mut vectors[r * d..(r + 1) * d];
         for i in 0..p {
             let w = small[r * p + i];
-            out.iter_mut().zip(&q[i * d..(i + 1) * d]).for_each(|(o, x)| *o += w * x);
+            out.iter_mut()
+                .zip(&q[i * d..(i + 1) * d])
+                .for_each(|(o, x)| *o += w * x);
         }
     }
     take_top(values, vectors, d, p)
@@ -185,7 +200,10 @@ fn take_top(values: Vec<f64>, vectors: Vec<f64>, d: usize, k: usize) -> (Vec<f64
     for &i in order.iter().take(k) {
         out_values.push(values[i]);
         let v = &vectors[i * d..(i + 1) * d];
-        let biggest = v.iter().copied().fold(0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+        let biggest = v
+            .iter()
+            .copied()
+            .fold(0f64, |m, x| if x.abs() > m.abs() { x } else { m });
         let sign = if biggest < 0.0 { -1.0 } else { 1.0 };
         out_vectors.extend(v.iter().map(|x| x * sign));
     }
@@ -199,7 +217,11 @@ fn jacobi(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     (0..n).for_each(|i| v[i * n + i] = 1.0);
     let norm: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j].powi(2)).sum::<f64>().sqrt();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j].powi(2))
+            .sum::<f64>()
+            .sqrt();
         if off <= 1e-15 * norm.max(1e-300) {
             break;
         }
@@ -239,7 +261,11 @@ fn jacobi(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
 /// The refusal threshold: the smallest distance among `distances` that leaves at most
 /// `max_refused` of them above it (e.g. 0.01 → at most 1 % of validation X-rays refused).
 pub fn threshold(distances: &[f32], max_refused: f64) -> f32 {
-    let mut sorted: Vec<f32> = distances.iter().copied().filter(|d| d.is_finite()).collect();
+    let mut sorted: Vec<f32> = distances
+        .iter()
+        .copied()
+        .filter(|d| d.is_finite())
+        .collect();
     sorted.sort_by(f32::total_cmp);
     if sorted.is_empty() {
         return f32::INFINITY;
@@ -276,6 +302,16 @@ mod tests {
         assert!(fit(&[], 2).is_err());
         assert!(fit(&[vec![1.0, 2.0], vec![1.0]], 1).is_err());
         assert!(fit(&[vec![1.0, 2.0], vec![1.0, 2.0], vec![1.0, 2.0]], 1).is_err());
-        assert!(fit(&[vec![1.0, 2.0, 3.0], vec![3.0, 2.0, 1.0], vec![0.0, 1.0, 0.0]], 3).is_err());
+        assert!(
+            fit(
+                &[
+                    vec![1.0, 2.0, 3.0],
+                    vec![3.0, 2.0, 1.0],
+                    vec![0.0, 1.0, 0.0]
+                ],
+                3
+            )
+            .is_err()
+        );
     }
 }

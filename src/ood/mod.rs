@@ -44,15 +44,21 @@ pub struct OodStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OodError {
-    #[error("the OOD statistics file is not a valid safetensors container (damaged or truncated?): {0}")]
+    #[error(
+        "the OOD statistics file is not a valid safetensors container (damaged or truncated?): {0}"
+    )]
     Container(String),
     #[error("the OOD statistics file has format '{found}', expected '{expected}'")]
     Format { found: String, expected: String },
     #[error("the OOD statistics file is malformed: {0}")]
     Malformed(String),
-    #[error("the OOD statistics' sha256 is {found}, the model card expects {expected} (corrupted download?)")]
+    #[error(
+        "the OOD statistics' sha256 is {found}, the model card expects {expected} (corrupted download?)"
+    )]
     Hash { found: String, expected: String },
-    #[error("the OOD statistics describe {stats}-dimensional features but the model gives {model}; refit them with `pneumoscope fit-ood`")]
+    #[error(
+        "the OOD statistics describe {stats}-dimensional features but the model gives {model}; refit them with `pneumoscope fit-ood`"
+    )]
     Dimension { stats: usize, model: usize },
 }
 
@@ -61,7 +67,10 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 impl OodStats {
@@ -77,10 +86,18 @@ impl OodStats {
 
     /// The PPCA Mahalanobis distance `D(x)` of one feature vector (computed in f64).
     pub fn distance(&self, features: &[f32]) -> f32 {
-        let centred: Vec<f64> = features.iter().zip(&self.mean).map(|(x, m)| *x as f64 - *m as f64).collect();
+        let centred: Vec<f64> = features
+            .iter()
+            .zip(&self.mean)
+            .map(|(x, m)| *x as f64 - *m as f64)
+            .collect();
         let total: f64 = centred.iter().map(|c| c * c).sum();
         let (mut inside, mut explained) = (0.0, 0.0);
-        for (row, variance) in self.components.chunks_exact(self.dim()).zip(&self.variances) {
+        for (row, variance) in self
+            .components
+            .chunks_exact(self.dim())
+            .zip(&self.variances)
+        {
             let z: f64 = row.iter().zip(&centred).map(|(v, c)| *v as f64 * c).sum();
             inside += z * z / *variance as f64;
             explained += z * z;
@@ -97,11 +114,20 @@ impl OodStats {
             ("mean", vec![d], le_bytes(&self.mean)),
             ("components", vec![k, d], le_bytes(&self.components)),
             ("variances", vec![k], le_bytes(&self.variances)),
-            ("residual_variance", vec![1], le_bytes(&[self.residual_variance])),
+            (
+                "residual_variance",
+                vec![1],
+                le_bytes(&[self.residual_variance]),
+            ),
         ];
         let views: Vec<(&str, TensorView)> = tensors
             .iter()
-            .map(|(name, shape, data)| (*name, TensorView::new(Dtype::F32, shape.clone(), data).expect("consistent tensor")))
+            .map(|(name, shape, data)| {
+                (
+                    *name,
+                    TensorView::new(Dtype::F32, shape.clone(), data).expect("consistent tensor"),
+                )
+            })
             .collect();
         let metadata = HashMap::from([("format".to_string(), FORMAT.to_string())]);
         safetensors::serialize(views, Some(metadata)).expect("serialising in memory cannot fail")
@@ -109,16 +135,29 @@ impl OodStats {
 
     /// Reads the container, checking every shape and value.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, OodError> {
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| OodError::Container(e.to_string()))?;
-        let format = meta.metadata().as_ref().and_then(|m| m.get("format").cloned()).unwrap_or_default();
+        let (_, meta) =
+            SafeTensors::read_metadata(bytes).map_err(|e| OodError::Container(e.to_string()))?;
+        let format = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("format").cloned())
+            .unwrap_or_default();
         if format != FORMAT {
-            return Err(OodError::Format { found: format, expected: FORMAT.into() });
+            return Err(OodError::Format {
+                found: format,
+                expected: FORMAT.into(),
+            });
         }
         let st = SafeTensors::deserialize(bytes).map_err(|e| OodError::Container(e.to_string()))?;
         let tensor = |name: &str| -> Result<(Vec<usize>, Vec<f32>), OodError> {
-            let view = st.tensor(name).map_err(|_| OodError::Malformed(format!("no tensor '{name}'")))?;
+            let view = st
+                .tensor(name)
+                .map_err(|_| OodError::Malformed(format!("no tensor '{name}'")))?;
             if view.dtype() != Dtype::F32 {
-                return Err(OodError::Malformed(format!("'{name}' is {:?}, expected F32", view.dtype())));
+                return Err(OodError::Malformed(format!(
+                    "'{name}' is {:?}, expected F32",
+                    view.dtype()
+                )));
             }
             Ok((view.shape().to_vec(), f32s(view.data())))
         };
@@ -127,23 +166,45 @@ impl OodStats {
         let (variances_shape, variances) = tensor("variances")?;
         let (_, residual) = tensor("residual_variance")?;
         let (d, k) = (mean.len(), variances.len());
-        if mean_shape != [d] || variances_shape != [k] || components_shape != [k, d] || residual.len() != 1 || d == 0 || k >= d {
+        if mean_shape != [d]
+            || variances_shape != [k]
+            || components_shape != [k, d]
+            || residual.len() != 1
+            || d == 0
+            || k >= d
+        {
             return Err(OodError::Malformed(format!(
                 "shapes mean {mean_shape:?}, components {components_shape:?}, variances {variances_shape:?} do not fit together"
             )));
         }
         let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
-        if !finite(&mean) || !finite(&components) || !variances.iter().chain(&residual).all(|v| v.is_finite() && *v > 0.0) {
-            return Err(OodError::Malformed("non-finite values or non-positive variances".into()));
+        if !finite(&mean)
+            || !finite(&components)
+            || !variances
+                .iter()
+                .chain(&residual)
+                .all(|v| v.is_finite() && *v > 0.0)
+        {
+            return Err(OodError::Malformed(
+                "non-finite values or non-positive variances".into(),
+            ));
         }
-        Ok(Self { mean, components, variances, residual_variance: residual[0] })
+        Ok(Self {
+            mean,
+            components,
+            variances,
+            residual_variance: residual[0],
+        })
     }
 
     /// Checks the bytes against the card's sha256, then reads them.
     pub fn load(bytes: &[u8], expected_sha256: &str) -> Result<Self, OodError> {
         let found = sha256_hex(bytes);
         if !found.eq_ignore_ascii_case(expected_sha256) {
-            return Err(OodError::Hash { found, expected: expected_sha256.to_string() });
+            return Err(OodError::Hash {
+                found,
+                expected: expected_sha256.to_string(),
+            });
         }
         Self::from_bytes(bytes)
     }
@@ -216,7 +277,15 @@ impl OodCheck {
     pub fn distance(&self) -> Option<(f32, f32)> {
         match *self {
             OodCheck::Unavailable => None,
-            OodCheck::Passed { distance, threshold } | OodCheck::Refused { distance, threshold, .. } => Some((distance, threshold)),
+            OodCheck::Passed {
+                distance,
+                threshold,
+            }
+            | OodCheck::Refused {
+                distance,
+                threshold,
+                ..
+            } => Some((distance, threshold)),
         }
     }
 }
@@ -229,12 +298,19 @@ pub const UNIFORM_STD: f32 = 0.01;
 /// below [`UNIFORM_STD`].
 pub fn is_uniform(pixels: &[f32], norm: &crate::card::Normalisation) -> bool {
     let plane = pixels.len() / 3;
-    pixels.chunks_exact(plane.max(1)).zip(norm.std).all(|(channel, std)| {
-        let n = channel.len().max(1) as f64;
-        let mean = channel.iter().map(|v| *v as f64).sum::<f64>() / n;
-        let variance = channel.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
-        ((variance.sqrt() * std as f64) as f32) < UNIFORM_STD
-    })
+    pixels
+        .chunks_exact(plane.max(1))
+        .zip(norm.std)
+        .all(|(channel, std)| {
+            let n = channel.len().max(1) as f64;
+            let mean = channel.iter().map(|v| *v as f64).sum::<f64>() / n;
+            let variance = channel
+                .iter()
+                .map(|v| (*v as f64 - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            ((variance.sqrt() * std as f64) as f32) < UNIFORM_STD
+        })
 }
 
 /// Plain-English wording shared by the CLI (the web app has its own translated texts).
@@ -296,30 +372,60 @@ mod tests {
         assert_eq!(OodStats::load(&bytes, &sha256_hex(&bytes)).unwrap(), s);
         let wrong = OodStats::load(&bytes, &"0".repeat(64)).unwrap_err();
         assert!(matches!(wrong, OodError::Hash { .. }), "{wrong}");
-        assert!(matches!(OodStats::from_bytes(&bytes[..bytes.len() - 7]), Err(OodError::Container(_))));
-        assert!(matches!(OodStats::from_bytes(b"nonsense"), Err(OodError::Container(_))));
+        assert!(matches!(
+            OodStats::from_bytes(&bytes[..bytes.len() - 7]),
+            Err(OodError::Container(_))
+        ));
+        assert!(matches!(
+            OodStats::from_bytes(b"nonsense"),
+            Err(OodError::Container(_))
+        ));
         // A weights file is not a statistics file.
         let other = safetensors::serialize(
-            [("mean", TensorView::new(Dtype::F32, vec![1], &[0u8; 4]).unwrap())],
-            Some(HashMap::from([("format".to_string(), "pneumoscope-int8-v1".to_string())])),
+            [(
+                "mean",
+                TensorView::new(Dtype::F32, vec![1], &[0u8; 4]).unwrap(),
+            )],
+            Some(HashMap::from([(
+                "format".to_string(),
+                "pneumoscope-int8-v1".to_string(),
+            )])),
         )
         .unwrap();
-        assert!(matches!(OodStats::from_bytes(&other), Err(OodError::Format { .. })));
+        assert!(matches!(
+            OodStats::from_bytes(&other),
+            Err(OodError::Format { .. })
+        ));
         let mut bad = s.clone();
         bad.variances[1] = 0.0;
-        assert!(matches!(OodStats::from_bytes(&bad.to_bytes()), Err(OodError::Malformed(_))));
+        assert!(matches!(
+            OodStats::from_bytes(&bad.to_bytes()),
+            Err(OodError::Malformed(_))
+        ));
     }
 
     #[test]
     fn fixes_invert_and_rotate() {
-        let img = DynamicImage::ImageLuma8(image::GrayImage::from_fn(3, 2, |x, y| image::Luma([(x * 10 + y * 100) as u8])));
+        let img = DynamicImage::ImageLuma8(image::GrayImage::from_fn(3, 2, |x, y| {
+            image::Luma([(x * 10 + y * 100) as u8])
+        }));
         let norm = crate::card::Normalisation::imagenet();
-        assert!(!is_uniform(&crate::preprocess::pixels_chw(&img, 8, &norm), &norm));
-        let flat = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(5, 5, image::Rgb([200, 30, 90])));
-        assert!(is_uniform(&crate::preprocess::pixels_chw(&flat, 8, &norm), &norm));
+        assert!(!is_uniform(
+            &crate::preprocess::pixels_chw(&img, 8, &norm),
+            &norm
+        ));
+        let flat =
+            DynamicImage::ImageRgb8(image::RgbImage::from_pixel(5, 5, image::Rgb([200, 30, 90])));
+        assert!(is_uniform(
+            &crate::preprocess::pixels_chw(&flat, 8, &norm),
+            &norm
+        ));
         let inverted = Fix::Invert.apply(&img).to_luma8();
         assert_eq!(inverted.get_pixel(1, 1)[0], 255 - 110);
         assert_eq!(Fix::Rotate90.apply(&img).width(), 2);
-        assert_eq!(Fix::Rotate180.apply(&img).to_luma8().get_pixel(0, 0)[0], 120);
+        assert_eq!(
+            Fix::Rotate180.apply(&img).to_luma8().get_pixel(0, 0)[0],
+            120
+        );
     }
 }

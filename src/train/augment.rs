@@ -17,26 +17,63 @@ pub struct Augmentation {
 
 impl Default for Augmentation {
     fn default() -> Self {
-        Self { rotation_degrees: 15.0, shift: 0.10, zoom: 0.10, horizontal_flip: true, brightness: (0.8, 1.2) }
+        Self {
+            rotation_degrees: 15.0,
+            shift: 0.10,
+            zoom: 0.10,
+            horizontal_flip: true,
+            brightness: (0.8, 1.2),
+        }
     }
 }
 
 impl Augmentation {
     pub fn none() -> Self {
-        Self { rotation_degrees: 0.0, shift: 0.0, zoom: 0.0, horizontal_flip: false, brightness: (1.0, 1.0) }
+        Self {
+            rotation_degrees: 0.0,
+            shift: 0.0,
+            zoom: 0.0,
+            horizontal_flip: false,
+            brightness: (1.0, 1.0),
+        }
     }
 
     /// Draws one transform and applies it: `src` is `side`×`side` u8, the result `out`×`out`
     /// floats in [0, 1].
     pub fn apply(&self, src: &[u8], side: usize, out: usize, rng: &mut impl Rng) -> Vec<f32> {
-        let symmetric = |rng: &mut dyn rand::RngCore, r: f32| if r > 0.0 { rng.random_range(-r..=r) } else { 0.0 };
+        let symmetric = |rng: &mut dyn rand::RngCore, r: f32| {
+            if r > 0.0 {
+                rng.random_range(-r..=r)
+            } else {
+                0.0
+            }
+        };
         let angle = symmetric(rng, self.rotation_degrees).to_radians();
-        let (tx, ty) = (symmetric(rng, self.shift) * side as f32, symmetric(rng, self.shift) * side as f32);
+        let (tx, ty) = (
+            symmetric(rng, self.shift) * side as f32,
+            symmetric(rng, self.shift) * side as f32,
+        );
         let zoom = 1.0 + symmetric(rng, self.zoom);
         let flip = self.horizontal_flip && rng.random_bool(0.5);
         let (lo, hi) = self.brightness;
-        let gain = if hi > lo { rng.random_range(lo..=hi) } else { lo };
-        warp(src, side, out, Transform { angle, tx, ty, zoom, flip, gain })
+        let gain = if hi > lo {
+            rng.random_range(lo..=hi)
+        } else {
+            lo
+        };
+        warp(
+            src,
+            side,
+            out,
+            Transform {
+                angle,
+                tx,
+                ty,
+                zoom,
+                flip,
+                gain,
+            },
+        )
     }
 }
 
@@ -88,13 +125,22 @@ mod tests {
     use rand::rngs::StdRng;
 
     fn ramp(side: usize) -> Vec<u8> {
-        (0..side * side).map(|i| ((i % side) * 255 / (side - 1)) as u8).collect()
+        (0..side * side)
+            .map(|i| ((i % side) * 255 / (side - 1)) as u8)
+            .collect()
     }
 
     #[test]
     fn identity_transform_reproduces_the_image() {
         let src = ramp(16);
-        let id = Transform { angle: 0.0, tx: 0.0, ty: 0.0, zoom: 1.0, flip: false, gain: 1.0 };
+        let id = Transform {
+            angle: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+            zoom: 1.0,
+            flip: false,
+            gain: 1.0,
+        };
         let out = warp(&src, 16, 16, id);
         for (a, b) in src.iter().zip(&out) {
             assert!((*a as f32 / 255.0 - b).abs() < 1e-6);

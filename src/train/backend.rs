@@ -45,7 +45,10 @@ impl Backend {
 
     /// The CPU backends this build has (what a benchmark compares by default).
     pub fn cpu_backends() -> Vec<Backend> {
-        [Backend::Flex, Backend::Libtorch].into_iter().filter(|b| b.device().is_ok()).collect()
+        [Backend::Flex, Backend::Libtorch]
+            .into_iter()
+            .filter(|b| b.device().is_ok())
+            .collect()
     }
 }
 
@@ -60,7 +63,10 @@ pub fn probe(device: &Device) -> anyhow::Result<()> {
     match result {
         Ok(_) => Ok(()),
         Err(panic) => {
-            let why = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
             anyhow::bail!(
                 "no usable GPU: wgpu found no adapter ({}); use the CPU instead",
                 why.unwrap_or_else(|| "no details".into())

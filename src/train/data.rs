@@ -31,7 +31,12 @@ pub fn scan(dir: &Path) -> anyhow::Result<Folder> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     classes.sort();
-    anyhow::ensure!(classes.len() >= 2, "{} needs at least two class folders (found {:?})", dir.display(), classes);
+    anyhow::ensure!(
+        classes.len() >= 2,
+        "{} needs at least two class folders (found {:?})",
+        dir.display(),
+        classes
+    );
     let mut samples = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(class))?
@@ -43,11 +48,19 @@ pub fn scan(dir: &Path) -> anyhow::Result<Folder> {
                     .is_some_and(|x| IMAGE_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str()))
             })
             .collect();
-        anyhow::ensure!(!files.is_empty(), "class folder {} holds no PNG or JPEG images", dir.join(class).display());
+        anyhow::ensure!(
+            !files.is_empty(),
+            "class folder {} holds no PNG or JPEG images",
+            dir.join(class).display()
+        );
         files.sort();
         samples.extend(files.into_iter().map(|path| {
             let patient = patient_id(&path.file_stem().unwrap_or_default().to_string_lossy());
-            Sample { path, label, patient }
+            Sample {
+                path,
+                label,
+                patient,
+            }
         }));
     }
     Ok(Folder { classes, samples })
@@ -100,7 +113,14 @@ pub fn decode_all(samples: &[Sample], size: usize, progress: impl Fn() + Sync) -
             out
         })
         .collect();
-    let mut decoded = Decoded { size, planes: vec![], labels: vec![], paths: vec![], patients: vec![], skipped: vec![] };
+    let mut decoded = Decoded {
+        size,
+        planes: vec![],
+        labels: vec![],
+        paths: vec![],
+        patients: vec![],
+        skipped: vec![],
+    };
     for (sample, result) in samples.iter().zip(results) {
         match result {
             Ok(plane) => {

@@ -17,15 +17,21 @@ pub struct EpochRecord {
     pub images_per_second: f64,
 }
 
-pub const CSV_HEADER: &str =
-    "epoch,train_loss,val_loss,val_auc,val_accuracy,val_sensitivity,val_specificity,learning_rate,images_per_second";
+pub const CSV_HEADER: &str = "epoch,train_loss,val_loss,val_auc,val_accuracy,val_sensitivity,val_specificity,learning_rate,images_per_second";
 
 impl EpochRecord {
     pub fn csv_line(&self) -> String {
         format!(
             "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3e},{:.3}",
-            self.epoch, self.train_loss, self.val_loss, self.val_auc, self.val_accuracy,
-            self.val_sensitivity, self.val_specificity, self.learning_rate, self.images_per_second
+            self.epoch,
+            self.train_loss,
+            self.val_loss,
+            self.val_auc,
+            self.val_accuracy,
+            self.val_sensitivity,
+            self.val_specificity,
+            self.learning_rate,
+            self.images_per_second
         )
     }
 
@@ -67,7 +73,11 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<EpochRecord>> {
         .enumerate()
         .skip(1)
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| EpochRecord::parse(l).ok_or_else(|| anyhow::anyhow!("{} line {}: cannot read {l:?}", path.display(), i + 1)))
+        .map(|(i, l)| {
+            EpochRecord::parse(l).ok_or_else(|| {
+                anyhow::anyhow!("{} line {}: cannot read {l:?}", path.display(), i + 1)
+            })
+        })
         .collect()
 }
 
@@ -77,7 +87,17 @@ mod tests {
 
     #[test]
     fn a_written_line_reads_back() {
-        let r = EpochRecord { epoch: 3, train_loss: 0.25, val_loss: 0.5, val_auc: 0.9, val_accuracy: 0.8, val_sensitivity: 0.7, val_specificity: 0.6, learning_rate: 1e-3, images_per_second: 4.5 };
+        let r = EpochRecord {
+            epoch: 3,
+            train_loss: 0.25,
+            val_loss: 0.5,
+            val_auc: 0.9,
+            val_accuracy: 0.8,
+            val_sensitivity: 0.7,
+            val_specificity: 0.6,
+            learning_rate: 1e-3,
+            images_per_second: 4.5,
+        };
         let dir = std::env::temp_dir().join(format!("pneumoscope-history-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("metrics.csv");

@@ -15,12 +15,26 @@ use crate::preprocess::{batch_tensor, gray_to_chw};
 use burn::prelude::*;
 
 /// Positive-class probabilities of grayscale planes (side `size`), in batches, no augmentation.
-pub fn score_planes(model: &DenseNet, planes: &[Vec<u8>], size: usize, norm: &Normalisation, batch: usize, device: &Device, positive: usize, mut progress: impl FnMut(usize)) -> Vec<f32> {
+pub fn score_planes(
+    model: &DenseNet,
+    planes: &[Vec<u8>],
+    size: usize,
+    norm: &Normalisation,
+    batch: usize,
+    device: &Device,
+    positive: usize,
+    mut progress: impl FnMut(usize),
+) -> Vec<f32> {
     let mut scores = Vec::with_capacity(planes.len());
     for chunk in planes.chunks(batch.max(1)) {
         let pixels: Vec<f32> = chunk
             .iter()
-            .flat_map(|p| gray_to_chw(&p.iter().map(|v| *v as f32 / 255.0).collect::<Vec<_>>(), norm))
+            .flat_map(|p| {
+                gray_to_chw(
+                    &p.iter().map(|v| *v as f32 / 255.0).collect::<Vec<_>>(),
+                    norm,
+                )
+            })
             .collect();
         let probs = probabilities(model.forward(batch_tensor(pixels, size, device)));
         let probs: Vec<f32> = probs.into_data().try_to_vec().expect("f32 probabilities");

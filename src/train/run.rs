@@ -85,28 +85,59 @@ pub struct RunFiles {
 }
 
 impl RunFiles {
-    pub fn config(&self) -> PathBuf { self.dir.join("config.json") }
-    pub fn split(&self) -> PathBuf { self.dir.join("split.json") }
-    pub fn metrics(&self) -> PathBuf { self.dir.join("metrics.csv") }
-    pub fn curves(&self) -> PathBuf { self.dir.join("training_curves.png") }
-    pub fn checkpoint(&self) -> PathBuf { self.dir.join("checkpoint") }
-    pub fn best_weights(&self) -> PathBuf { self.dir.join("best.safetensors") }
-    pub fn best_card(&self) -> PathBuf { self.dir.join("best-card.json") }
-    pub fn mlflow(&self) -> PathBuf { self.dir.join("mlflow.json") }
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    pub fn split(&self) -> PathBuf {
+        self.dir.join("split.json")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.dir.join("metrics.csv")
+    }
+    pub fn curves(&self) -> PathBuf {
+        self.dir.join("training_curves.png")
+    }
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint")
+    }
+    pub fn best_weights(&self) -> PathBuf {
+        self.dir.join("best.safetensors")
+    }
+    pub fn best_card(&self) -> PathBuf {
+        self.dir.join("best-card.json")
+    }
+    pub fn mlflow(&self) -> PathBuf {
+        self.dir.join("mlflow.json")
+    }
 
     /// The configuration a run was started with (what `--resume` continues), pointing at this
     /// folder even if the run was moved since.
     pub fn saved_config(&self) -> anyhow::Result<TrainConfig> {
-        let text = std::fs::read_to_string(self.config())
-            .with_context(|| format!("resuming: no config.json in {} (is it a run folder?)", self.dir.display()))?;
-        let saved: TrainConfig =
-            serde_json::from_str(&text).with_context(|| format!("resuming: {} is not a run configuration", self.config().display()))?;
-        Ok(TrainConfig { out: self.dir.clone(), ..saved })
+        let text = std::fs::read_to_string(self.config()).with_context(|| {
+            format!(
+                "resuming: no config.json in {} (is it a run folder?)",
+                self.dir.display()
+            )
+        })?;
+        let saved: TrainConfig = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "resuming: {} is not a run configuration",
+                self.config().display()
+            )
+        })?;
+        Ok(TrainConfig {
+            out: self.dir.clone(),
+            ..saved
+        })
     }
 
     /// A new run must not overwrite an earlier one.
     pub fn ensure_fresh(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(!self.checkpoint().exists(), "{} already holds a run; use --resume or another --out", self.dir.display());
+        anyhow::ensure!(
+            !self.checkpoint().exists(),
+            "{} already holds a run; use --resume or another --out",
+            self.dir.display()
+        );
         Ok(())
     }
 }
@@ -118,19 +149,34 @@ pub static STOP: AtomicBool = AtomicBool::new(false);
 /// never leaves a half-written file under the real name.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("partial");
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
 }
 
-fn save_checkpoint(files: &RunFiles, model: &DenseNet, optim: &ModuleOptimizer, state: &TrainState) -> anyhow::Result<()> {
+fn save_checkpoint(
+    files: &RunFiles,
+    model: &DenseNet,
+    optim: &ModuleOptimizer,
+    state: &TrainState,
+) -> anyhow::Result<()> {
     let fresh = files.dir.join("checkpoint.partial");
     let _ = std::fs::remove_dir_all(&fresh);
     std::fs::create_dir_all(&fresh)?;
     let mut store = BurnpackStore::from_file(fresh.join("model.bpk")).overwrite(true);
-    model.save_into(&mut store).map_err(|e| anyhow::anyhow!("saving model: {e}"))?;
-    optim.save(fresh.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
-    write_atomic(&fresh.join("state.json"), serde_json::to_string_pretty(state)?.as_bytes())?;
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("saving model: {e}"))?;
+    optim
+        .save(fresh.join("optimizer.bpk"))
+        .map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
+    write_atomic(
+        &fresh.join("state.json"),
+        serde_json::to_string_pretty(state)?.as_bytes(),
+    )?;
     // Swap in: the previous checkpoint stays until the new one is complete.
     let current = files.checkpoint();
     let old = files.dir.join("checkpoint.old");
@@ -143,17 +189,27 @@ fn save_checkpoint(files: &RunFiles, model: &DenseNet, optim: &ModuleOptimizer, 
     Ok(())
 }
 
-fn load_checkpoint(files: &RunFiles, model: DenseNet, optim: ModuleOptimizer) -> anyhow::Result<(DenseNet, ModuleOptimizer, TrainState)> {
+fn load_checkpoint(
+    files: &RunFiles,
+    model: DenseNet,
+    optim: ModuleOptimizer,
+) -> anyhow::Result<(DenseNet, ModuleOptimizer, TrainState)> {
     let mut dir = files.checkpoint();
     if !dir.join("state.json").exists() {
         // Interrupted between the two renames of `save_checkpoint`.
         dir = files.dir.join("checkpoint.old");
     }
-    let state: TrainState = serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).context("no checkpoint to resume from")?)?;
+    let state: TrainState = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("state.json")).context("no checkpoint to resume from")?,
+    )?;
     let mut model = model;
     let mut store = BurnpackStore::from_file(dir.join("model.bpk"));
-    model.load_from(&mut store).map_err(|e| anyhow::anyhow!("loading checkpoint model: {e}"))?;
-    let optim = optim.load(dir.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("loading optimizer state: {e:?}"))?;
+    model
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("loading checkpoint model: {e}"))?;
+    let optim = optim
+        .load(dir.join("optimizer.bpk"))
+        .map_err(|e| anyhow::anyhow!("loading optimizer state: {e:?}"))?;
     Ok((model, optim, state))
 }
 
@@ -168,7 +224,8 @@ fn loss(logits: Tensor<2>, labels: &[usize], class_weights: &[f32], device: &Dev
         let y = Tensor::<2>::from_data(TensorData::new(y, [batch, 1]), device);
         // max(x, 0) − x·y + log(1 + e^−|x|): stable for any logit.
         let x = logits;
-        (x.clone().clamp_min(0.0) - x.clone() * y + x.abs().neg().exp().add_scalar(1.0).log()).reshape([batch])
+        (x.clone().clamp_min(0.0) - x.clone() * y + x.abs().neg().exp().add_scalar(1.0).log())
+            .reshape([batch])
     } else {
         let log_p = burn::tensor::activation::log_softmax(logits, 1);
         let idx: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
@@ -189,9 +246,11 @@ struct Data {
 fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(what.to_string());
     bar
@@ -206,20 +265,42 @@ fn load_data(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<Data> {
     report_skipped(&all.skipped, all.planes.len())?;
 
     let val_dir = config.data.join("val");
-    let official_val = if val_dir.is_dir() { scan(&val_dir).ok() } else { None };
-    let (train, val, split_note) = match official_val.filter(|v| v.samples.len() >= config.min_val_images) {
-        Some(v) => {
-            let val = decode_all(&v.samples, config.image_size, || {});
-            report_skipped(&val.skipped, val.planes.len())?;
-            (all, val, format!("official {} ({} images)", val_dir.display(), v.samples.len()))
-        }
-        None => {
-            let val_idx = split::grouped_stratified(&all.labels, &all.patients, config.val_fraction, config.seed);
-            let (train, val) = partition(all, &val_idx);
-            let note = format!("{:.0}% of train, stratified by class, grouped by patient, seed {}", config.val_fraction * 100.0, config.seed);
-            (train, val, note)
-        }
+    let official_val = if val_dir.is_dir() {
+        scan(&val_dir).ok()
+    } else {
+        None
     };
+    let (train, val, split_note) =
+        match official_val.filter(|v| v.samples.len() >= config.min_val_images) {
+            Some(v) => {
+                let val = decode_all(&v.samples, config.image_size, || {});
+                report_skipped(&val.skipped, val.planes.len())?;
+                (
+                    all,
+                    val,
+                    format!(
+                        "official {} ({} images)",
+                        val_dir.display(),
+                        v.samples.len()
+                    ),
+                )
+            }
+            None => {
+                let val_idx = split::grouped_stratified(
+                    &all.labels,
+                    &all.patients,
+                    config.val_fraction,
+                    config.seed,
+                );
+                let (train, val) = partition(all, &val_idx);
+                let note = format!(
+                    "{:.0}% of train, stratified by class, grouped by patient, seed {}",
+                    config.val_fraction * 100.0,
+                    config.seed
+                );
+                (train, val, note)
+            }
+        };
     let record = serde_json::json!({
         "split": split_note,
         "classes": folder.classes,
@@ -227,9 +308,21 @@ fn load_data(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<Data> {
         "validation_images": val.planes.len(),
         "validation_files": val.paths.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy()).collect::<Vec<_>>(),
     });
-    write_atomic(&files.split(), serde_json::to_string_pretty(&record)?.as_bytes())?;
-    eprintln!("data: {} train / {} validation images ({split_note})", train.planes.len(), val.planes.len());
-    Ok(Data { classes: folder.classes, train, val, split_note })
+    write_atomic(
+        &files.split(),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    eprintln!(
+        "data: {} train / {} validation images ({split_note})",
+        train.planes.len(),
+        val.planes.len()
+    );
+    Ok(Data {
+        classes: folder.classes,
+        train,
+        val,
+        split_note,
+    })
 }
 
 /// At most `limit` samples (0 = all), as training takes them: classes kept in proportion by a
@@ -255,12 +348,29 @@ fn report_skipped(skipped: &[(PathBuf, String)], usable: usize) -> anyhow::Resul
 }
 
 fn partition(all: Decoded, val_idx: &[usize]) -> (Decoded, Decoded) {
-    let empty = |size| Decoded { size, planes: vec![], labels: vec![], paths: vec![], patients: vec![], skipped: vec![] };
+    let empty = |size| Decoded {
+        size,
+        planes: vec![],
+        labels: vec![],
+        paths: vec![],
+        patients: vec![],
+        skipped: vec![],
+    };
     let (mut train, mut val) = (empty(all.size), empty(all.size));
     let in_val: std::collections::HashSet<usize> = val_idx.iter().copied().collect();
-    let parts = all.planes.into_iter().zip(all.labels).zip(all.paths).zip(all.patients).enumerate();
+    let parts = all
+        .planes
+        .into_iter()
+        .zip(all.labels)
+        .zip(all.paths)
+        .zip(all.patients)
+        .enumerate();
     for (i, (((plane, label), path), patient)) in parts {
-        let target = if in_val.contains(&i) { &mut val } else { &mut train };
+        let target = if in_val.contains(&i) {
+            &mut val
+        } else {
+            &mut train
+        };
         target.planes.push(plane);
         target.labels.push(label);
         target.paths.push(path);
@@ -272,41 +382,62 @@ fn partition(all: Decoded, val_idx: &[usize]) -> (Decoded, Decoded) {
 /// The folder holding `train/{CLASS}/…`: `DIR/train` when it exists, else `DIR` itself.
 pub fn train_root(data: &Path) -> PathBuf {
     let train = data.join("train");
-    if train.is_dir() { train } else { data.to_path_buf() }
+    if train.is_dir() {
+        train
+    } else {
+        data.to_path_buf()
+    }
 }
 
 /// The model a run starts from, and whether it is ImageNet transfer learning (which trains the
 /// head alone first). Our own containers warm-start a model already trained on X-rays (e.g. a
 /// shipped release trained further at another resolution), so every layer trains at once.
 fn initial_model(config: &TrainConfig, device: &Device) -> anyhow::Result<(DenseNet, bool)> {
-    let Some(path) = &config.init else { return Ok((config.model.init(device), false)) };
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read --init {}", path.display()))?;
+    let Some(path) = &config.init else {
+        return Ok((config.model.init(device), false));
+    };
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read --init {}", path.display()))?;
     if codec::is_container(&bytes) {
         Ok((codec::decode(&bytes, &config.model, device)?, false))
     } else {
-        Ok((crate::weights::import::import_torchvision(path, &config.model, device)?.0, true))
+        Ok((
+            crate::weights::import::import_torchvision(path, &config.model, device)?.0,
+            true,
+        ))
     }
 }
 
 /// Trains (or resumes) the run in `config.out` on `backend`; `on_epoch` sees every finished epoch
 /// (after its row is in metrics.csv and its plot is drawn). Returns the final state.
-pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: impl FnMut(&RunFiles, &EpochRecord)) -> anyhow::Result<TrainState> {
+pub fn train(
+    config: TrainConfig,
+    resume: bool,
+    backend: Backend,
+    mut on_epoch: impl FnMut(&RunFiles, &EpochRecord),
+) -> anyhow::Result<TrainState> {
     // Validation runs on the same backend without autodiff (the model's `valid()` lives there).
     let val_device = backend.device()?;
-    let files = RunFiles { dir: config.out.clone() };
+    let files = RunFiles {
+        dir: config.out.clone(),
+    };
     std::fs::create_dir_all(&files.dir)?;
     let config = if resume {
         files.saved_config()?
     } else {
         files.ensure_fresh()?;
-        write_atomic(&files.config(), serde_json::to_string_pretty(&config)?.as_bytes())?;
+        write_atomic(
+            &files.config(),
+            serde_json::to_string_pretty(&config)?.as_bytes(),
+        )?;
         config
     };
     let data = load_data(&config, &files)?;
     let classes = data.classes.len();
     anyhow::ensure!(
         config.model.num_outputs == if classes == 2 { 1 } else { classes },
-        "the model has {} outputs but the data has {classes} classes", config.model.num_outputs
+        "the model has {} outputs but the data has {classes} classes",
+        config.model.num_outputs
     );
     let positive = classes - 1;
     let norm = Normalisation::imagenet();
@@ -317,18 +448,34 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
 
     let (mut model, transfer) = initial_model(&config, &device)?;
     let mut optim = AdamConfig::new().init();
-    let mut state = TrainState { learning_rate: config.learning_rate, ..Default::default() };
+    let mut state = TrainState {
+        learning_rate: config.learning_rate,
+        ..Default::default()
+    };
     if resume {
         (model, optim, state) = load_checkpoint(&files, model, optim)?;
-        eprintln!("resuming at epoch {} batch {} (lr {:.2e})", state.epoch + 1, state.batch, state.learning_rate);
+        eprintln!(
+            "resuming at epoch {} batch {} (lr {:.2e})",
+            state.epoch + 1,
+            state.batch,
+            state.learning_rate
+        );
     } else {
         std::fs::write(files.metrics(), format!("{}\n", history::CSV_HEADER))?;
     }
 
-    let counts: Vec<usize> = (0..classes).map(|c| data.train.labels.iter().filter(|&&l| l == c).count()).collect();
+    let counts: Vec<usize> = (0..classes)
+        .map(|c| data.train.labels.iter().filter(|&&l| l == c).count())
+        .collect();
     let class_weights: Vec<f32> = counts
         .iter()
-        .map(|&n| if config.class_weights { data.train.labels.len() as f32 / (classes as f32 * n.max(1) as f32) } else { 1.0 })
+        .map(|&n| {
+            if config.class_weights {
+                data.train.labels.len() as f32 / (classes as f32 * n.max(1) as f32)
+            } else {
+                1.0
+            }
+        })
         .collect();
     let size = config.image_size;
     let batches = data.train.planes.len().div_ceil(config.batch_size);
@@ -342,7 +489,9 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
             model = model.freeze_backbone_except_last(if frozen { 0 } else { 2 });
         }
         let mut order: Vec<usize> = (0..data.train.planes.len()).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(config.seed.wrapping_add(epoch as u64)));
+        order.shuffle(&mut StdRng::seed_from_u64(
+            config.seed.wrapping_add(epoch as u64),
+        ));
         let bar = progress_bar(batches as u64, &format!("epoch {}", epoch + 1));
         let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         bar.set_position(state.batch as u64);
@@ -354,8 +503,12 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
                 .par_iter()
                 .flat_map_iter(|&i| {
                     // One RNG per (epoch, image): augmentation does not depend on thread order or resumes.
-                    let mut rng = StdRng::seed_from_u64(config.seed ^ ((epoch as u64) << 32) ^ i as u64);
-                    let plane = config.augmentation.apply(&data.train.planes[i], size, size, &mut rng);
+                    let mut rng =
+                        StdRng::seed_from_u64(config.seed ^ ((epoch as u64) << 32) ^ i as u64);
+                    let plane =
+                        config
+                            .augmentation
+                            .apply(&data.train.planes[i], size, size, &mut rng);
                     gray_to_chw(&plane, &norm)
                 })
                 .collect();
@@ -371,21 +524,35 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
             state.epoch_loss_count += idx.len();
             images_this_session += idx.len();
             let rate = images_this_session as f64 / started.elapsed().as_secs_f64();
-            bar.set_message(format!("loss {:.4} | {:.2} img/s", state.epoch_loss_sum / state.epoch_loss_count as f64, rate));
+            bar.set_message(format!(
+                "loss {:.4} | {:.2} img/s",
+                state.epoch_loss_sum / state.epoch_loss_count as f64,
+                rate
+            ));
             bar.inc(1);
             if !on_terminal && (b + 1) % 25 == 0 {
                 // No terminal (a background run writing to a log): a plain line now and then.
-                eprintln!("epoch {} batch {}/{batches}: loss {:.4}, {rate:.2} img/s", epoch + 1, b + 1, state.epoch_loss_sum / state.epoch_loss_count as f64);
+                eprintln!(
+                    "epoch {} batch {}/{batches}: loss {:.4}, {rate:.2} img/s",
+                    epoch + 1,
+                    b + 1,
+                    state.epoch_loss_sum / state.epoch_loss_count as f64
+                );
             }
             let stop = STOP.load(Ordering::SeqCst);
             if stop || last_checkpoint.elapsed().as_secs_f64() > config.checkpoint_minutes * 60.0 {
                 // The epoch's time so far goes into the checkpoint; the running state adds the
                 // whole epoch's time when the epoch ends.
-                let saved = TrainState { train_seconds: state.train_seconds + started.elapsed().as_secs_f64(), ..state.clone() };
+                let saved = TrainState {
+                    train_seconds: state.train_seconds + started.elapsed().as_secs_f64(),
+                    ..state.clone()
+                };
                 save_checkpoint(&files, &model, &optim, &saved)?;
                 last_checkpoint = Instant::now();
                 if stop {
-                    bar.abandon_with_message("interrupted: checkpoint saved; continue with --resume");
+                    bar.abandon_with_message(
+                        "interrupted: checkpoint saved; continue with --resume",
+                    );
                     return Ok(saved);
                 }
             }
@@ -398,7 +565,16 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
 
         // Validation: no augmentation, the card's input size.
         let eval_model = model.valid();
-        let scores = score_planes(&eval_model, &data.val.planes, size, &norm, config.batch_size, &val_device, positive, |_| {});
+        let scores = score_planes(
+            &eval_model,
+            &data.val.planes,
+            size,
+            &norm,
+            config.batch_size,
+            &val_device,
+            positive,
+            |_| {},
+        );
         let truth: Vec<bool> = data.val.labels.iter().map(|&l| l == positive).collect();
         let val_loss = scores
             .iter()
@@ -409,7 +585,12 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
         let m = summarise(&scores, &truth, 0.5);
         eprintln!(
             "epoch {}: train loss {train_loss:.4}, val loss {val_loss:.4}, val AUC {:.4}, acc {:.4}, sens {:.4}, spec {:.4}, lr {:.2e}, {images_per_second:.2} img/s",
-            epoch + 1, m.roc_auc, m.accuracy, m.sensitivity, m.specificity, state.learning_rate
+            epoch + 1,
+            m.roc_auc,
+            m.accuracy,
+            m.sensitivity,
+            m.specificity,
+            state.learning_rate
         );
         let record = EpochRecord {
             epoch: epoch + 1,
@@ -422,12 +603,19 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
             learning_rate: state.learning_rate,
             images_per_second,
         };
-        let mut csv = std::fs::OpenOptions::new().append(true).open(files.metrics())?;
+        let mut csv = std::fs::OpenOptions::new()
+            .append(true)
+            .open(files.metrics())?;
         writeln!(csv, "{}", record.csv_line())?;
         drop(csv);
         // A plot is a convenience: failing to draw one must not stop a long run.
-        if let Err(e) = history::read(&files.metrics()).and_then(|rows| crate::plots::training_curves(&rows, &files.curves())) {
-            eprintln!("warning: could not draw {}: {e:#}", files.curves().display());
+        if let Err(e) = history::read(&files.metrics())
+            .and_then(|rows| crate::plots::training_curves(&rows, &files.curves()))
+        {
+            eprintln!(
+                "warning: could not draw {}: {e:#}",
+                files.curves().display()
+            );
         }
         on_epoch(&files, &record);
 
@@ -436,27 +624,55 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
             state.best_epoch = Some(epoch + 1);
             state.epochs_without_improvement = 0;
             let threshold = youden_threshold(&scores, &truth);
-            let mut card = ModelCard::new("pneumoscope-densenet", &config.model, data.classes.clone(), size);
+            let mut card = ModelCard::new(
+                "pneumoscope-densenet",
+                &config.model,
+                data.classes.clone(),
+                size,
+            );
             card.threshold = threshold;
             card.metrics.validation = Some(summarise(&scores, &truth, threshold));
             card.training.epochs = (epoch + 1) as f32;
-            card.training.data = format!("{} ({} training images)", config.data.display(), data.train.planes.len());
-            card.training.split = format!("validation: {} images, {}", data.val.planes.len(), data.split_note);
-            card.weights = crate::card::WeightsInfo { file: "best.safetensors".into(), format: codec::FORMAT_F32.into(), dtype: "f32".into(), ..Default::default() };
-            write_atomic(&files.best_weights(), &codec::encode(&eval_model, Precision::F32))?;
+            card.training.data = format!(
+                "{} ({} training images)",
+                config.data.display(),
+                data.train.planes.len()
+            );
+            card.training.split = format!(
+                "validation: {} images, {}",
+                data.val.planes.len(),
+                data.split_note
+            );
+            card.weights = crate::card::WeightsInfo {
+                file: "best.safetensors".into(),
+                format: codec::FORMAT_F32.into(),
+                dtype: "f32".into(),
+                ..Default::default()
+            };
+            write_atomic(
+                &files.best_weights(),
+                &codec::encode(&eval_model, Precision::F32),
+            )?;
             write_atomic(&files.best_card(), card.to_json().as_bytes())?;
         } else {
             state.epochs_without_improvement += 1;
         }
-        if state.best_val_loss.is_none_or(|best| val_loss < best - 1e-4) {
+        if state
+            .best_val_loss
+            .is_none_or(|best| val_loss < best - 1e-4)
+        {
             state.best_val_loss = Some(val_loss);
             state.plateau_wait = 0;
         } else {
             state.plateau_wait += 1;
             if state.plateau_wait >= config.plateau_patience {
-                state.learning_rate = (state.learning_rate * config.plateau_factor).max(config.min_learning_rate);
+                state.learning_rate =
+                    (state.learning_rate * config.plateau_factor).max(config.min_learning_rate);
                 state.plateau_wait = 0;
-                eprintln!("validation loss plateaued: learning rate → {:.2e}", state.learning_rate);
+                eprintln!(
+                    "validation loss plateaued: learning rate → {:.2e}",
+                    state.learning_rate
+                );
             }
         }
         state.epoch += 1;
@@ -464,7 +680,10 @@ pub fn train(config: TrainConfig, resume: bool, backend: Backend, mut on_epoch: 
         state.epoch_loss_sum = 0.0;
         state.epoch_loss_count = 0;
         if state.epochs_without_improvement >= config.early_stopping_patience {
-            eprintln!("early stopping: no validation AUC gain for {} epochs", state.epochs_without_improvement);
+            eprintln!(
+                "early stopping: no validation AUC gain for {} epochs",
+                state.epochs_without_improvement
+            );
             state.finished = true;
         }
         save_checkpoint(&files, &model, &optim, &state)?;

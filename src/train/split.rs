@@ -7,7 +7,12 @@ use std::collections::BTreeMap;
 /// Returns the indices (into `labels`) that go to validation. Whole patients move together;
 /// each class contributes about `fraction` of its images. A patient counts for the class of
 /// their first image.
-pub fn grouped_stratified(labels: &[usize], patients: &[String], fraction: f64, seed: u64) -> Vec<usize> {
+pub fn grouped_stratified(
+    labels: &[usize],
+    patients: &[String],
+    fraction: f64,
+    seed: u64,
+) -> Vec<usize> {
     let mut by_patient: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, p) in patients.iter().enumerate() {
         by_patient.entry(p.as_str()).or_default().push(i);
@@ -76,7 +81,13 @@ mod tests {
     #[test]
     fn split_is_deterministic_by_seed() {
         let (labels, patients) = data();
-        assert_eq!(grouped_stratified(&labels, &patients, 0.2, 1), grouped_stratified(&labels, &patients, 0.2, 1));
-        assert_ne!(grouped_stratified(&labels, &patients, 0.2, 1), grouped_stratified(&labels, &patients, 0.2, 2));
+        assert_eq!(
+            grouped_stratified(&labels, &patients, 0.2, 1),
+            grouped_stratified(&labels, &patients, 0.2, 1)
+        );
+        assert_ne!(
+            grouped_stratified(&labels, &patients, 0.2, 1),
+            grouped_stratified(&labels, &patients, 0.2, 2)
+        );
     }
 }

@@ -41,7 +41,10 @@ pub fn quantize_rows(values: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
     for row in values.chunks(cols.max(1)) {
         let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-        q.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
+        q.extend(
+            row.iter()
+                .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8),
+        );
         scales.push(scale);
     }
     (q, scales)
@@ -49,7 +52,10 @@ pub fn quantize_rows(values: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
 
 pub fn dequantize_rows(q: &[i8], scales: &[f32]) -> Vec<f32> {
     let cols = q.len() / scales.len().max(1);
-    q.chunks(cols.max(1)).zip(scales).flat_map(|(row, s)| row.iter().map(move |v| *v as f32 * s)).collect()
+    q.chunks(cols.max(1))
+        .zip(scales)
+        .flat_map(|(row, s)| row.iter().map(move |v| *v as f32 * s))
+        .collect()
 }
 
 fn le_bytes(values: &[f32]) -> Vec<u8> {
@@ -57,7 +63,10 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Serialises the model (in validation mode, any device) to the container.
@@ -79,15 +88,35 @@ pub fn encode(model: &DenseNet, precision: Precision) -> Vec<u8> {
         if precision == Precision::Int8 && shape.len() == 4 {
             let (q, scales) = quantize_rows(&values, shape[0]);
             let data = q.iter().map(|v| *v as u8).collect();
-            entries.push(Entry { name: format!("{name}{SCALE_SUFFIX}"), dtype: Dtype::F32, shape: vec![shape[0]], data: le_bytes(&scales) });
-            entries.push(Entry { name, dtype: Dtype::I8, shape, data });
+            entries.push(Entry {
+                name: format!("{name}{SCALE_SUFFIX}"),
+                dtype: Dtype::F32,
+                shape: vec![shape[0]],
+                data: le_bytes(&scales),
+            });
+            entries.push(Entry {
+                name,
+                dtype: Dtype::I8,
+                shape,
+                data,
+            });
         } else {
-            entries.push(Entry { name, dtype: Dtype::F32, shape, data: le_bytes(&values) });
+            entries.push(Entry {
+                name,
+                dtype: Dtype::F32,
+                shape,
+                data: le_bytes(&values),
+            });
         }
     }
     let views: Vec<(String, TensorView)> = entries
         .iter()
-        .map(|e| (e.name.clone(), TensorView::new(e.dtype, e.shape.clone(), &e.data).expect("consistent tensor")))
+        .map(|e| {
+            (
+                e.name.clone(),
+                TensorView::new(e.dtype, e.shape.clone(), &e.data).expect("consistent tensor"),
+            )
+        })
         .collect();
     let metadata = HashMap::from([("format".to_string(), precision.format().to_string())]);
     safetensors::serialize(views, Some(metadata)).expect("serialising in memory cannot fail")
@@ -97,12 +126,20 @@ pub fn encode(model: &DenseNet, precision: Precision) -> Vec<u8> {
 pub fn is_container(bytes: &[u8]) -> bool {
     SafeTensors::read_metadata(bytes)
         .ok()
-        .and_then(|(_, meta)| meta.metadata().as_ref().and_then(|m| m.get("format").cloned()))
+        .and_then(|(_, meta)| {
+            meta.metadata()
+                .as_ref()
+                .and_then(|m| m.get("format").cloned())
+        })
         .is_some_and(|f| f == FORMAT_INT8 || f == FORMAT_F32)
 }
 
 /// Reads a container (int8 or f32) into a freshly built model of `config` on `device`.
-pub fn decode(bytes: &[u8], config: &DenseNetConfig, device: &Device) -> Result<DenseNet, WeightsError> {
+pub fn decode(
+    bytes: &[u8],
+    config: &DenseNetConfig,
+    device: &Device,
+) -> Result<DenseNet, WeightsError> {
     let tensors = dequantized_tensors(bytes)?;
     let mut model = config.init(device);
     let result = model.apply(tensors, None, None, false);
@@ -114,13 +151,24 @@ pub fn decode(bytes: &[u8], config: &DenseNetConfig, device: &Device) -> Result<
 
 /// Every tensor of the container as f32, ready for `ModuleSnapshot::apply`.
 fn dequantized_tensors(bytes: &[u8]) -> Result<Vec<PackTensor>, WeightsError> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::Container(e.to_string()))?;
-    let format = meta.metadata().as_ref().and_then(|m| m.get("format").cloned()).unwrap_or_default();
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::Container(e.to_string()))?;
+    let format = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("format").cloned())
+        .unwrap_or_default();
     if format != FORMAT_INT8 && format != FORMAT_F32 {
-        return Err(WeightsError::Format { found: format, expected: FORMAT_INT8.into() });
+        return Err(WeightsError::Format {
+            found: format,
+            expected: FORMAT_INT8.into(),
+        });
     }
     let st = SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Container(e.to_string()))?;
-    let bad = |name: &str, why: &str| WeightsError::Tensor { name: name.into(), why: why.into() };
+    let bad = |name: &str, why: &str| WeightsError::Tensor {
+        name: name.into(),
+        why: why.into(),
+    };
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         if name.ends_with(SCALE_SUFFIX) {
@@ -129,10 +177,15 @@ fn dequantized_tensors(bytes: &[u8]) -> Result<Vec<PackTensor>, WeightsError> {
         let values = match view.dtype() {
             Dtype::F32 => f32s(view.data()),
             Dtype::I8 => {
-                let scales = st.tensor(&format!("{name}{SCALE_SUFFIX}")).map_err(|_| bad(&name, "int8 tensor without its scales"))?;
+                let scales = st
+                    .tensor(&format!("{name}{SCALE_SUFFIX}"))
+                    .map_err(|_| bad(&name, "int8 tensor without its scales"))?;
                 let rows = view.shape().first().copied().unwrap_or(0);
                 if scales.dtype() != Dtype::F32 || scales.shape() != [rows] {
-                    return Err(bad(&name, "scales do not match the tensor's output channels"));
+                    return Err(bad(
+                        &name,
+                        "scales do not match the tensor's output channels",
+                    ));
                 }
                 let q: Vec<i8> = view.data().iter().map(|b| *b as i8).collect();
                 dequantize_rows(&q, &f32s(scales.data()))
@@ -140,7 +193,13 @@ fn dequantized_tensors(bytes: &[u8]) -> Result<Vec<PackTensor>, WeightsError> {
             other => return Err(bad(&name, &format!("unsupported dtype {other:?}"))),
         };
         let shape = view.shape().to_vec();
-        out.push(PackTensor::new(name, DType::F32, shape, None, Bytes::from_elems(values)));
+        out.push(PackTensor::new(
+            name,
+            DType::F32,
+            shape,
+            None,
+            Bytes::from_elems(values),
+        ));
     }
     Ok(out)
 }
@@ -172,7 +231,11 @@ mod tests {
         let bytes = encode(&model, Precision::F32);
         let back = decode(&bytes, &config, &device).unwrap();
         let seed_input = Tensor::<4>::ones([1, 3, 32, 32], &device);
-        let a: Vec<f32> = model.forward(seed_input.clone()).into_data().try_to_vec().unwrap();
+        let a: Vec<f32> = model
+            .forward(seed_input.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
         let b: Vec<f32> = back.forward(seed_input).into_data().try_to_vec().unwrap();
         assert_eq!(a, b);
     }
@@ -184,7 +247,11 @@ mod tests {
         assert!(int8.len() < encode(&model, Precision::F32).len());
         let back = decode(&int8, &config, &device).unwrap();
         let input = Tensor::<4>::ones([1, 3, 32, 32], &device);
-        let a: Vec<f32> = model.forward(input.clone()).into_data().try_to_vec().unwrap();
+        let a: Vec<f32> = model
+            .forward(input.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
         let b: Vec<f32> = back.forward(input).into_data().try_to_vec().unwrap();
         assert!((a[0] - b[0]).abs() < 0.05, "{a:?} {b:?}");
     }
@@ -194,8 +261,14 @@ mod tests {
         let (config, model, device) = tiny();
         let bytes = encode(&model, Precision::Int8);
         let truncated = decode(&bytes[..bytes.len() - 100], &config, &device).unwrap_err();
-        assert!(matches!(truncated, WeightsError::Container(_)), "{truncated}");
-        assert!(matches!(decode(b"not weights", &config, &device), Err(WeightsError::Container(_))));
+        assert!(
+            matches!(truncated, WeightsError::Container(_)),
+            "{truncated}"
+        );
+        assert!(matches!(
+            decode(b"not weights", &config, &device),
+            Err(WeightsError::Container(_))
+        ));
         let other = DenseNetConfig::tiny(3);
         let err = decode(&bytes, &other, &device).unwrap_err().to_string();
         assert!(err.contains("classifier"), "{err}");

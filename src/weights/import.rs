@@ -23,13 +23,20 @@ fn store(path: &Path) -> PytorchStore {
         // torchvision's own fix-up for the 2017 checkpoints: `norm.1.weight` → `norm1.weight`.
         .with_key_remapping(r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.", "$1$2.")
         // torchvision's `denseblockN.denselayerM` / `transitionN` → our lists (renumbered from 0).
-        .with_key_remapping(r"features\.denseblock(\d+)\.denselayer(\d+)\.", "features.blocks.$1.layers.$2.")
+        .with_key_remapping(
+            r"features\.denseblock(\d+)\.denselayer(\d+)\.",
+            "features.blocks.$1.layers.$2.",
+        )
         .with_key_remapping(r"features\.transition(\d+)\.", "features.transitions.$1.")
         .allow_partial(true)
         .validate(false)
 }
 
-pub fn import_torchvision(path: &Path, config: &DenseNetConfig, device: &Device) -> Result<(DenseNet, ImportReport), WeightsError> {
+pub fn import_torchvision(
+    path: &Path,
+    config: &DenseNetConfig,
+    device: &Device,
+) -> Result<(DenseNet, ImportReport), WeightsError> {
     let mut store = store(path);
     let mut tensors: Vec<_> = store
         .get_all_tensors()
@@ -47,8 +54,16 @@ pub fn import_torchvision(path: &Path, config: &DenseNetConfig, device: &Device)
     }
     let mut model = config.init(device);
     let result = model.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
-    if let Some(details) = describe_mismatch(&result, |p| !head_fits && p.starts_with("classifier.")) {
+    if let Some(details) =
+        describe_mismatch(&result, |p| !head_fits && p.starts_with("classifier."))
+    {
         return Err(WeightsError::Mismatch(details));
     }
-    Ok((model, ImportReport { tensors_loaded: result.applied.len(), fresh_classifier: !head_fits }))
+    Ok((
+        model,
+        ImportReport {
+            tensors_loaded: result.applied.len(),
+            fresh_classifier: !head_fits,
+        },
+    ))
 }

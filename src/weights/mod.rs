@@ -17,14 +17,19 @@ pub enum WeightsError {
     Tensor { name: String, why: String },
     #[error("the weights do not fit this architecture:{0}")]
     Mismatch(String),
-    #[error("the weights' sha256 is {found}, the model card expects {expected} (corrupted download?)")]
+    #[error(
+        "the weights' sha256 is {found}, the model card expects {expected} (corrupted download?)"
+    )]
     Hash { found: String, expected: String },
     #[error("cannot read the checkpoint: {0}")]
     Checkpoint(String),
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Fails unless `bytes` hash to `expected` (a hex sha256, as in the model card).
@@ -33,14 +38,30 @@ pub fn verify_sha256(bytes: &[u8], expected: &str) -> Result<(), WeightsError> {
     if found.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
-        Err(WeightsError::Hash { found, expected: expected.to_string() })
+        Err(WeightsError::Hash {
+            found,
+            expected: expected.to_string(),
+        })
     }
 }
 
 /// Summarises what did not fit, naming the keys, for `WeightsError::Mismatch`.
-pub(crate) fn describe_mismatch(result: &burn::store::ApplyResult, ignore: impl Fn(&str) -> bool) -> Option<String> {
-    let missing: Vec<_> = result.missing.iter().map(|(path, _)| path.as_str()).filter(|p| !ignore(p)).collect();
-    let unused: Vec<_> = result.unused.iter().map(String::as_str).filter(|p| !ignore(p) && !p.ends_with("num_batches_tracked")).collect();
+pub(crate) fn describe_mismatch(
+    result: &burn::store::ApplyResult,
+    ignore: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let missing: Vec<_> = result
+        .missing
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .filter(|p| !ignore(p))
+        .collect();
+    let unused: Vec<_> = result
+        .unused
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !ignore(p) && !p.ends_with("num_batches_tracked"))
+        .collect();
     let errors: Vec<_> = result.errors.iter().map(|e| e.to_string()).collect();
     if missing.is_empty() && unused.is_empty() && errors.is_empty() {
         return None;
@@ -50,7 +71,11 @@ pub(crate) fn describe_mismatch(result: &burn::store::ApplyResult, ignore: impl 
             String::new()
         } else {
             let shown: Vec<_> = items.iter().take(8).cloned().collect();
-            let more = if items.len() > 8 { format!(" … and {} more", items.len() - 8) } else { String::new() };
+            let more = if items.len() > 8 {
+                format!(" … and {} more", items.len() - 8)
+            } else {
+                String::new()
+            };
             format!("\n  {title} ({}): {}{more}", items.len(), shown.join(", "))
         }
     };

@@ -42,7 +42,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "imported {} tensors from {}{}; wrote {} ({} bytes)",
         report.tensors_loaded,
         args.checkpoint.display(),
-        if report.fresh_classifier { " (checkpoint head does not fit: fresh classifier initialised)" } else { "" },
+        if report.fresh_classifier {
+            " (checkpoint head does not fit: fresh classifier initialised)"
+        } else {
+            ""
+        },
         args.out.display(),
         bytes.len()
     );

@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "pneumoscope", version, about = "Private chest X-ray pneumonia screening (DenseNet121) — native CLI")]
+#[command(
+    name = "pneumoscope",
+    version,
+    about = "Private chest X-ray pneumonia screening (DenseNet121) — native CLI"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -80,11 +80,28 @@ fn opacity(text: &str) -> Result<f32, String> {
 const OVERLAY_SIDE: u32 = 1024;
 
 fn overlay_base(image: &DynamicImage) -> DynamicImage {
-    if image.width().max(image.height()) > OVERLAY_SIDE { image.resize(OVERLAY_SIDE, OVERLAY_SIDE, image::imageops::FilterType::Triangle) } else { image.clone() }
+    if image.width().max(image.height()) > OVERLAY_SIDE {
+        image.resize(
+            OVERLAY_SIDE,
+            OVERLAY_SIDE,
+            image::imageops::FilterType::Triangle,
+        )
+    } else {
+        image.clone()
+    }
 }
 
-fn write_overlay(dir: &Path, file: &Path, base: &DynamicImage, prediction: &Prediction, opacity: f32) -> anyhow::Result<PathBuf> {
-    let stem = file.file_stem().unwrap_or(file.as_os_str()).to_string_lossy();
+fn write_overlay(
+    dir: &Path,
+    file: &Path,
+    base: &DynamicImage,
+    prediction: &Prediction,
+    opacity: f32,
+) -> anyhow::Result<PathBuf> {
+    let stem = file
+        .file_stem()
+        .unwrap_or(file.as_os_str())
+        .to_string_lossy();
     let path = dir.join(format!("{stem}.gradcam.png"));
     gradcam::overlay(&base.to_rgb8(), &prediction.cam, opacity)
         .save(&path)
@@ -118,25 +135,46 @@ fn load(file: &Path, fixes: &[Fix], size: u32, overlay: bool) -> Result<Loaded, 
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read the file: {e}"))?;
     let start = Instant::now();
     let decoded = decode::decode(&bytes).map_err(|e| e.to_string())?;
-    let image = fixes.iter().fold(decoded.image, |image, fix| fix.apply(&image));
+    let image = fixes
+        .iter()
+        .fold(decoded.image, |image, fix| fix.apply(&image));
     let decode_ms = start.elapsed().as_secs_f64() * 1e3;
     let overlay_base = overlay.then(|| overlay_base(&image));
-    Ok(Loaded { model_input: preprocess::resized(&image, size), overlay_base, dicom: decoded.dicom, decode_ms })
+    Ok(Loaded {
+        model_input: preprocess::resized(&image, size),
+        overlay_base,
+        dicom: decoded.dicom,
+        decode_ms,
+    })
 }
 
 /// One batch of files: loaded in parallel, classified in one forward pass, rows in file order.
 fn analyse_batch(pipeline: &Pipeline, files: &[PathBuf], args: &Args, fixes: &[Fix]) -> Vec<Row> {
     let size = pipeline.card.input_size as u32;
-    let loaded: Vec<Result<Loaded, String>> = files.par_iter().map(|file| load(file, fixes, size, args.gradcam_dir.is_some())).collect();
-    let images: Vec<DynamicImage> = loaded.iter().flatten().map(|l| l.model_input.clone()).collect();
-    let mut predictions: Box<dyn Iterator<Item = Result<Prediction, String>>> = match pipeline.analyse_images_blocking(&images) {
-        Ok(predictions) => Box::new(predictions.into_iter().map(Ok)),
-        Err(e) => Box::new(std::iter::repeat(Err(e.to_string()))),
-    };
+    let loaded: Vec<Result<Loaded, String>> = files
+        .par_iter()
+        .map(|file| load(file, fixes, size, args.gradcam_dir.is_some()))
+        .collect();
+    let images: Vec<DynamicImage> = loaded
+        .iter()
+        .flatten()
+        .map(|l| l.model_input.clone())
+        .collect();
+    let mut predictions: Box<dyn Iterator<Item = Result<Prediction, String>>> =
+        match pipeline.analyse_images_blocking(&images) {
+            Ok(predictions) => Box::new(predictions.into_iter().map(Ok)),
+            Err(e) => Box::new(std::iter::repeat(Err(e.to_string()))),
+        };
     let analysed: Vec<_> = files
         .iter()
         .zip(loaded)
-        .map(|(file, loaded)| (file, loaded.and_then(|l| Ok((l, predictions.next().expect("one prediction per image")?)))))
+        .map(|(file, loaded)| {
+            (
+                file,
+                loaded
+                    .and_then(|l| Ok((l, predictions.next().expect("one prediction per image")?))),
+            )
+        })
         .collect();
     analysed
         .into_par_iter()
@@ -145,12 +183,18 @@ fn analyse_batch(pipeline: &Pipeline, files: &[PathBuf], args: &Args, fixes: &[F
                 prediction.timings.decode_ms = loaded.decode_ms;
                 prediction.dicom = loaded.dicom;
                 let overlay = match (&args.gradcam_dir, &loaded.overlay_base) {
-                    (Some(dir), Some(base)) if Row::shown(&prediction, args.show_anyway) => Some(write_overlay(dir, file, base, &prediction, args.opacity).map_err(|e| format!("{e:#}"))?),
+                    (Some(dir), Some(base)) if Row::shown(&prediction, args.show_anyway) => Some(
+                        write_overlay(dir, file, base, &prediction, args.opacity)
+                            .map_err(|e| format!("{e:#}"))?,
+                    ),
                     _ => None,
                 };
                 Ok((prediction, overlay))
             });
-            Row { file: file.clone(), outcome }
+            Row {
+                file: file.clone(),
+                outcome,
+            }
         })
         .collect()
 }
@@ -161,14 +205,29 @@ fn milliseconds(p: &Prediction) -> f64 {
 
 /// The refusal in words, with what the image looks like when a fix would make it pass.
 fn refusal(p: &Prediction) -> Option<String> {
-    let OodCheck::Refused { distance, threshold, fix, uniform } = p.ood else { return None };
+    let OodCheck::Refused {
+        distance,
+        threshold,
+        fix,
+        uniform,
+    } = p.ood
+    else {
+        return None;
+    };
     let hint = fix.map(|f| format!("; {}", f.hint())).unwrap_or_default();
-    let why = if uniform { "a uniform image, without any detail".to_string() } else { format!("OOD distance {distance:.1} > threshold {threshold:.1}") };
+    let why = if uniform {
+        "a uniform image, without any detail".to_string()
+    } else {
+        format!("OOD distance {distance:.1} > threshold {threshold:.1}")
+    };
     Some(format!("{} ({why}){hint}", ood::REFUSAL))
 }
 
 fn band_name(p: &Prediction) -> String {
-    serde_json::to_value(p.band).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    serde_json::to_value(p.band)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 fn json_line(row: &Row, show_anyway: bool, features: bool) -> serde_json::Value {
@@ -202,7 +261,20 @@ fn json_line(row: &Row, show_anyway: bool, features: bool) -> serde_json::Value 
     }
 }
 
-const CSV_HEADER: [&str; 12] = ["file", "probability", "label", "band", "milliseconds", "gradcam", "dicom_warnings", "ood", "ood_distance", "ood_threshold", "note", "error"];
+const CSV_HEADER: [&str; 12] = [
+    "file",
+    "probability",
+    "label",
+    "band",
+    "milliseconds",
+    "gradcam",
+    "dicom_warnings",
+    "ood",
+    "ood_distance",
+    "ood_threshold",
+    "note",
+    "error",
+];
 
 fn ood_status(check: &OodCheck) -> &'static str {
     match check {
@@ -223,8 +295,17 @@ fn csv_record(row: &Row, show_anyway: bool) -> [String; 12] {
                 record[3] = band_name(p);
             }
             record[4] = format!("{:.1}", milliseconds(p));
-            record[5] = overlay.as_ref().map(|o| o.display().to_string()).unwrap_or_default();
-            record[6] = p.dicom.iter().flat_map(|d| &d.warnings).map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            record[5] = overlay
+                .as_ref()
+                .map(|o| o.display().to_string())
+                .unwrap_or_default();
+            record[6] = p
+                .dicom
+                .iter()
+                .flat_map(|d| &d.warnings)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
             record[7] = ood_status(&p.ood).into();
             if let Some((distance, threshold)) = p.ood.distance() {
                 record[8] = format!("{distance:.3}");
@@ -246,9 +327,23 @@ fn text_line(row: &Row, show_anyway: bool, positive: &str) -> String {
                 None => format!("{file}:"),
             };
             if Row::shown(p, show_anyway) {
-                let shown_anyway = if p.ood.refused() { " shown anyway:" } else { "" };
-                line.push_str(&format!("{shown_anyway} {} (probability of {} {:.4}, {})", p.label, positive, p.probability, band_name(p).replace('_', " ")));
-                if let OodCheck::Passed { distance, threshold } = p.ood {
+                let shown_anyway = if p.ood.refused() {
+                    " shown anyway:"
+                } else {
+                    ""
+                };
+                line.push_str(&format!(
+                    "{shown_anyway} {} (probability of {} {:.4}, {})",
+                    p.label,
+                    positive,
+                    p.probability,
+                    band_name(p).replace('_', " ")
+                ));
+                if let OodCheck::Passed {
+                    distance,
+                    threshold,
+                } = p.ood
+                {
                     line.push_str(&format!("; OOD distance {distance:.1} ≤ {threshold:.1}"));
                 }
             }
@@ -281,7 +376,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Rotation::Half => Fix::Rotate180,
         Rotation::CounterClockwise => Fix::Rotate270,
     }));
-    let mut csv = matches!(args.format, Format::Csv).then(|| csv::Writer::from_writer(std::io::stdout()));
+    let mut csv =
+        matches!(args.format, Format::Csv).then(|| csv::Writer::from_writer(std::io::stdout()));
     if let Some(w) = csv.as_mut() {
         w.write_record(CSV_HEADER)?;
     }
@@ -294,7 +390,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     w.write_record(csv_record(&row, args.show_anyway))?;
                     w.flush()?;
                 }
-                (Format::Text, None) => println!("{}", text_line(&row, args.show_anyway, &pipeline.card.positive_label)),
+                (Format::Text, None) => println!(
+                    "{}",
+                    text_line(&row, args.show_anyway, &pipeline.card.positive_label)
+                ),
                 _ => println!("{}", json_line(&row, args.show_anyway, args.features)),
             }
         }

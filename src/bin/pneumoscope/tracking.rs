@@ -17,19 +17,36 @@ pub struct TrackingArgs {
 }
 
 /// The run folder's MLflow run on `uri`: the one recorded in `folder/mlflow.json`, or a new one.
-pub fn open(args: &TrackingArgs, folder: &Path, run_name: &str) -> anyhow::Result<Option<MlflowRun>> {
-    let Some(uri) = &args.mlflow else { return Ok(None) };
-    let saved = RunFiles { dir: folder.to_path_buf() }.mlflow();
+pub fn open(
+    args: &TrackingArgs,
+    folder: &Path,
+    run_name: &str,
+) -> anyhow::Result<Option<MlflowRun>> {
+    let Some(uri) = &args.mlflow else {
+        return Ok(None);
+    };
+    let saved = RunFiles {
+        dir: folder.to_path_buf(),
+    }
+    .mlflow();
     if let Ok(run) = MlflowRun::load(&saved) {
         if run.tracking_uri == uri.trim_end_matches('/') {
             eprintln!("MLflow: continuing run {} on {uri}", run.run_id);
             return MlflowRun::reopen(run).map(Some);
         }
     }
-    let run = MlflowRun::start(uri, &args.experiment, run_name, &[("mlflow.source.name", "pneumoscope".into())])?;
+    let run = MlflowRun::start(
+        uri,
+        &args.experiment,
+        run_name,
+        &[("mlflow.source.name", "pneumoscope".into())],
+    )?;
     std::fs::create_dir_all(folder)?;
     run.save(&saved)?;
-    eprintln!("MLflow: run {} in experiment {:?} on {uri}", run.run.run_id, args.experiment);
+    eprintln!(
+        "MLflow: run {} in experiment {:?} on {uri}",
+        run.run.run_id, args.experiment
+    );
     Ok(Some(run))
 }
 

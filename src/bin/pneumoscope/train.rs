@@ -1,8 +1,8 @@
 use crate::import::config_for_depth;
-use pneumoscope::train::augment::Augmentation;
-use pneumoscope::train::backend::Backend;
 use crate::tracking::{self, TrackingArgs, warn_on_error};
 use pneumoscope::mlflow::flatten;
+use pneumoscope::train::augment::Augmentation;
+use pneumoscope::train::backend::Backend;
 use pneumoscope::train::run::{RunFiles, STOP, TrainConfig, train, train_root};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -91,30 +91,56 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     args.backend.device()?; // an unavailable backend fails before any data is read
-    let config = if args.resume { RunFiles { dir: args.out.clone() }.saved_config()? } else { fresh_config(&args)? };
+    let config = if args.resume {
+        RunFiles {
+            dir: args.out.clone(),
+        }
+        .saved_config()?
+    } else {
+        fresh_config(&args)?
+    };
     ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {
             std::process::exit(130); // second Ctrl-C: leave now
         }
-        eprintln!("\nstopping: saving a checkpoint after this batch (Ctrl-C again to quit at once)");
+        eprintln!(
+            "\nstopping: saving a checkpoint after this batch (Ctrl-C again to quit at once)"
+        );
     })?;
-    let files = RunFiles { dir: config.out.clone() };
+    let files = RunFiles {
+        dir: config.out.clone(),
+    };
     if !args.resume {
         files.ensure_fresh()?;
     }
-    let run_name = config.out.file_name().map_or("pneumoscope".into(), |n| n.to_string_lossy().to_string());
+    let run_name = config
+        .out
+        .file_name()
+        .map_or("pneumoscope".into(), |n| n.to_string_lossy().to_string());
     let mlflow = tracking::open(&args.tracking, &config.out, &run_name)?;
     if let (Some(run), false) = (&mlflow, args.resume) {
-        warn_on_error("params", run.log_params(&flatten(&serde_json::to_value(&config)?)));
+        warn_on_error(
+            "params",
+            run.log_params(&flatten(&serde_json::to_value(&config)?)),
+        );
     }
     let result = train(config, args.resume, args.backend, |run_files, epoch| {
         if let Some(run) = &mlflow {
-            warn_on_error("metrics", run.log_metrics(&epoch.named_metrics(), epoch.epoch));
+            warn_on_error(
+                "metrics",
+                run.log_metrics(&epoch.named_metrics(), epoch.epoch),
+            );
             warn_on_error("training curves", run.log_artifact(&run_files.curves(), ""));
         }
     });
     if let Some(run) = &mlflow {
-        for file in [files.config(), files.split(), files.metrics(), files.curves(), files.best_card()] {
+        for file in [
+            files.config(),
+            files.split(),
+            files.metrics(),
+            files.curves(),
+            files.best_card(),
+        ] {
             if file.exists() {
                 warn_on_error("artefact upload", run.log_artifact(&file, ""));
             }
@@ -130,7 +156,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if STOP.load(Ordering::SeqCst) {
         eprintln!(
             "interrupted in epoch {} after batch {}: {:.0} s of training so far; continue with --resume --out {}",
-            state.epoch + 1, state.batch, state.train_seconds, files.dir.display()
+            state.epoch + 1,
+            state.batch,
+            state.train_seconds,
+            files.dir.display()
         );
         return Ok(());
     }
@@ -143,11 +172,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The run configuration from the command line (a new run).
 fn fresh_config(args: &Args) -> anyhow::Result<TrainConfig> {
-    let data = args.data.clone().expect("clap requires --data without --resume");
-    let classes = pneumoscope::train::data::scan(&train_root(&data))?.classes.len();
+    let data = args
+        .data
+        .clone()
+        .expect("clap requires --data without --resume");
+    let classes = pneumoscope::train::data::scan(&train_root(&data))?
+        .classes
+        .len();
     let outputs = if classes == 2 { 1 } else { classes };
-    let model = if args.tiny { pneumoscope::model::DenseNetConfig::tiny(outputs) } else { config_for_depth(args.depth, outputs)? };
-    let mut augmentation = if args.no_augment { Augmentation::none() } else { Augmentation::default() };
+    let model = if args.tiny {
+        pneumoscope::model::DenseNetConfig::tiny(outputs)
+    } else {
+        config_for_depth(args.depth, outputs)?
+    };
+    let mut augmentation = if args.no_augment {
+        Augmentation::none()
+    } else {
+        Augmentation::default()
+    };
     augmentation.horizontal_flip &= !args.no_flip;
     Ok(TrainConfig {
         data,
