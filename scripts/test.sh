@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Sets up (idempotently) and runs every test: unit and parity tests, the CLI end to end,
-# the release wasm build, and the headless-Chromium end-to-end suite.
+# Sets up (idempotently) and runs every test: the format and lint gate, unit and parity tests,
+# the CLI end to end, the release wasm build, and the headless-Chromium end-to-end suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
+echo "== format and lint gate (rustfmt.toml; clippy on the native and the wasm32 code)"
+cargo fmt --check
+cargo clippy --release --locked --all-targets -- -D warnings
+# The browser build's code: the library's wasm32 modules (app/) and the web entry point.
+cargo clippy --release --locked --target wasm32-unknown-unknown --lib --bin pneumoscope-web -- -D warnings
 echo "== native build (release: one profile for CLI, tests and benches)"
 cargo build --release --locked --bins
 echo "== cargo test"

@@ -113,6 +113,19 @@ pub enum Band {
     LeansNegative,
 }
 
+impl Band {
+    /// The name the CLI and the JSON use (`grey_zone`); the app translates the variant instead.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::Strong => "strong",
+            Band::Moderate => "moderate",
+            Band::GreyZone => "grey_zone",
+            Band::Borderline => "borderline",
+            Band::LeansNegative => "leans_negative",
+        }
+    }
+}
+
 impl Bands {
     pub fn classify(&self, probability: f32) -> Band {
         if probability >= self.strong {
@@ -274,6 +287,19 @@ mod tests {
         assert_eq!(b.classify(0.60), Band::GreyZone);
         assert_eq!(b.classify(0.52), Band::Borderline);
         assert_eq!(b.classify(0.10), Band::LeansNegative);
+        for band in [
+            Band::Strong,
+            Band::Moderate,
+            Band::GreyZone,
+            Band::Borderline,
+            Band::LeansNegative,
+        ] {
+            assert_eq!(
+                serde_json::to_value(band).unwrap(),
+                band.as_str(),
+                "as_str is serde's name"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Pneumoscope: private chest X-ray screening with DenseNet121, shared by the browser app and
 //! the native CLI. The flow of one X-ray:
 //!
-//! bytes → [`decode`] (PNG, JPEG, [`dicom`]) → [`preprocess`] → [`model`] → [`ood`] check and
+//! bytes → [`decode`] (PNG, JPEG, [`decode::dicom`]) → [`preprocess`] → [`model`] → [`ood`] check and
 //! [`gradcam`] → [`predict::Prediction`],
 //! with input size, normalisation, labels and threshold read from the [`card`] that travels
 //! with the [`weights`].
@@ -10,17 +10,15 @@
 pub mod app;
 pub mod card;
 pub mod decode;
-pub mod dicom;
 pub mod gradcam;
 pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mlflow;
 pub mod model;
 pub mod ood;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod plots;
 pub mod predict;
 pub mod preprocess;
+pub mod tensor_bytes;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 pub mod weights;

@@ -29,7 +29,22 @@ pub struct DenseNetConfig {
     pub num_outputs: usize,
 }
 
+/// A DenseNet depth other than 121, 169 or 201.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported DenseNet depth {0} (use 121, 169 or 201)")]
+pub struct UnsupportedDepth(pub usize);
+
 impl DenseNetConfig {
+    /// torchvision's DenseNet of this depth (121, 169 or 201) with `num_outputs` outputs.
+    pub fn from_depth(depth: usize, num_outputs: usize) -> Result<Self, UnsupportedDepth> {
+        match depth {
+            121 => Ok(Self::densenet121(num_outputs)),
+            169 => Ok(Self::densenet169(num_outputs)),
+            201 => Ok(Self::densenet201(num_outputs)),
+            other => Err(UnsupportedDepth(other)),
+        }
+    }
+
     pub fn densenet121(num_outputs: usize) -> Self {
         Self::new().with_num_outputs(num_outputs)
     }
@@ -307,26 +322,26 @@ impl DenseNet {
     /// Transfer learning: freezes the backbone except its last `trainable` dense blocks (with
     /// the transitions between them) and the final norm; the classifier always trains.
     pub fn freeze_backbone_except_last(mut self, trainable: usize) -> Self {
-        let f = self.features;
-        let blocks = f.blocks.len();
+        let features = self.features;
+        let blocks = features.blocks.len();
         let first_trainable = blocks.saturating_sub(trainable);
         self.features = Features {
-            conv0: toggle(false, f.conv0),
-            norm0: toggle(false, f.norm0),
-            pool0: f.pool0,
-            blocks: f
+            conv0: toggle(false, features.conv0),
+            norm0: toggle(false, features.norm0),
+            pool0: features.pool0,
+            blocks: features
                 .blocks
                 .into_iter()
                 .enumerate()
                 .map(|(i, b)| toggle(i >= first_trainable, b))
                 .collect(),
-            transitions: f
+            transitions: features
                 .transitions
                 .into_iter()
                 .enumerate()
                 .map(|(i, t)| toggle(i + 1 >= first_trainable, t))
                 .collect(),
-            norm5: toggle(trainable > 0, f.norm5),
+            norm5: toggle(trainable > 0, features.norm5),
         };
         self
     }

@@ -2,8 +2,8 @@
 //! code serves the CLI (flex CPU or wgpu) and the browser (WebGPU or flex in wasm).
 
 use crate::card::{Band, ModelCard};
-use crate::decode::{self, DecodeError};
-use crate::dicom::DicomInfo;
+use crate::decode::dicom::DicomInfo;
+use crate::decode::{self, DecodeError, Decoded};
 use crate::gradcam::{self, Cam};
 use crate::model::{DenseNet, probabilities};
 use crate::ood::{self, Fix, OodCheck, OodError, OodModel, OodStats};
@@ -14,7 +14,7 @@ use image::DynamicImage;
 use serde::Serialize;
 use web_time::Instant;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PredictError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -105,9 +105,7 @@ impl Pipeline {
 
     /// Decodes and analyses one image.
     pub async fn analyse(&self, bytes: &[u8]) -> Result<Prediction, PredictError> {
-        let start = Instant::now();
-        let decoded = decode::decode(bytes)?;
-        let decode_ms = start.elapsed().as_secs_f64() * 1e3;
+        let (decoded, decode_ms) = decode_with_fixes(bytes, &[])?;
         let mut prediction = self.analyse_image(&decoded.image).await?;
         prediction.timings.decode_ms = decode_ms;
         prediction.dicom = decoded.dicom;
@@ -141,18 +139,13 @@ impl Pipeline {
             .map(|p| ood::is_uniform(p, &self.card.normalisation))
             .collect();
         let input = preprocess::batch_tensor(pixels.concat(), size, &self.device);
-        let features = self.model.forward_features(input);
-        let pooled = self.model.pool(features.clone());
-        let probs = probabilities(self.model.classifier.forward(pooled.clone()));
-        let classes = probs.dims()[1];
-        let row = classes + pooled.dims()[1];
-        // One read-back for both (each costs a round trip on a GPU).
-        let rows: Vec<f32> = read(Tensor::cat(vec![probs, pooled], 1)).await?;
+        let pass = ForwardPass::run(&self.model, input);
+        let scores = pass.read().await?;
         let inference_ms = start.elapsed().as_secs_f64() * 1e3 / images.len() as f64;
 
         let mut predictions = Vec::with_capacity(images.len());
-        for (i, (image, row)) in images.iter().zip(rows.chunks_exact(row)).enumerate() {
-            let (probabilities, embedding) = row.split_at(classes);
+        for (i, (image, (probabilities, embedding))) in images.iter().zip(scores.rows()).enumerate()
+        {
             let start = Instant::now();
             let ood = self.check_ood(image, uniform[i], embedding).await?;
             let ood_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -165,7 +158,7 @@ impl Pipeline {
             } else {
                 label_index
             };
-            let features = features.clone().narrow(0, i, 1);
+            let features = pass.features.clone().narrow(0, i, 1);
             let [_, _, h, w] = features.dims();
             let raw = gradcam::raw_maps(features, self.model.classifier.weight.val(), logit);
             let raw: Vec<f32> = read(raw).await?;
@@ -226,18 +219,12 @@ impl Pipeline {
             .iter()
             .flat_map(|f| preprocess::pixels_chw(&f.apply(&small), size, &self.card.normalisation))
             .collect();
-        let pooled = self
-            .model
-            .pool(self.model.forward_features(preprocess::batch_tensor(
-                pixels,
-                size as usize,
-                &self.device,
-            )));
-        let all: Vec<f32> = read(pooled).await?;
+        let input = preprocess::batch_tensor(pixels, size as usize, &self.device);
+        let fixed = ForwardPass::run(&self.model, input).read().await?;
         let fix = Fix::ALL
             .iter()
-            .zip(all.chunks_exact(features.len()))
-            .map(|(f, x)| (*f, ood.passes(x)))
+            .zip(fixed.rows())
+            .map(|(f, (_, pooled))| (*f, ood.passes(pooled)))
             .filter(|(_, (_, ok))| *ok)
             .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
             .map(|(f, _)| f);
@@ -271,6 +258,72 @@ impl Pipeline {
     }
 }
 
+/// Decodes `bytes` and applies the user's `fixes` (invert, rotate) in order: the first step of
+/// every analysis (the app, the CLI and [`Pipeline::analyse`]). Also returns how long it took
+/// (ms).
+pub fn decode_with_fixes(bytes: &[u8], fixes: &[Fix]) -> Result<(Decoded, f64), DecodeError> {
+    let start = Instant::now();
+    let Decoded { image, dicom } = decode::decode(bytes)?;
+    let image = fixes.iter().fold(image, |image, fix| fix.apply(&image));
+    Ok((
+        Decoded { image, dicom },
+        start.elapsed().as_secs_f64() * 1e3,
+    ))
+}
+
+/// One batched forward pass: the step every scoring path shares (analysis, evaluation, the OOD
+/// fit, validation while training).
+pub struct ForwardPass {
+    /// The last feature maps, kept for Grad-CAM.
+    pub features: Tensor<4>,
+    /// Per image, the class probabilities then the pooled features: one tensor, so that a GPU
+    /// reads both back in one round trip.
+    rows: Tensor<2>,
+    classes: usize,
+}
+
+impl ForwardPass {
+    pub fn run(model: &DenseNet, input: Tensor<4>) -> Self {
+        let features = model.forward_features(input);
+        let pooled = model.pool(features.clone());
+        let probabilities = probabilities(model.classifier.forward(pooled.clone()));
+        let classes = probabilities.dims()[1];
+        let rows = Tensor::cat(vec![probabilities, pooled], 1);
+        Self {
+            features,
+            rows,
+            classes,
+        }
+    }
+
+    /// Reads the probabilities and pooled features back from the device.
+    pub async fn read(&self) -> Result<BatchScores, PredictError> {
+        let width = self.rows.dims()[1];
+        let values = read(self.rows.clone()).await?;
+        Ok(BatchScores {
+            values,
+            classes: self.classes,
+            width,
+        })
+    }
+}
+
+/// What a [`ForwardPass`] reads back.
+pub struct BatchScores {
+    values: Vec<f32>,
+    classes: usize,
+    width: usize,
+}
+
+impl BatchScores {
+    /// `(class probabilities, pooled features)` of each image, in batch order.
+    pub fn rows(&self) -> impl Iterator<Item = (&[f32], &[f32])> {
+        self.values
+            .chunks_exact(self.width)
+            .map(|row| row.split_at(self.classes))
+    }
+}
+
 async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, PredictError> {
     let data = tensor
         .into_data_async()
@@ -283,19 +336,80 @@ async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, PredictErro
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use super::*;
+    use crate::decode::FileError;
     use std::path::{Path, PathBuf};
 
-    /// The weights file a card names, looked up next to the card.
     /// A file the card names (weights, OOD statistics): card files name them relative to the card.
     pub fn beside_card(card_path: &Path, file: impl AsRef<Path>) -> PathBuf {
         card_path.parent().unwrap_or(Path::new(".")).join(file)
     }
 
+    /// The weights file a card names, looked up next to the card.
     pub fn weights_path(card_path: &Path, card: &ModelCard) -> PathBuf {
         beside_card(card_path, &card.weights.file)
     }
 
+    /// Image files scored in batches ([`Pipeline::score_files`]).
+    pub struct ScoredFiles {
+        /// The files that could be read, in the order given.
+        pub paths: Vec<PathBuf>,
+        /// Positive-class probability per readable file, in `paths` order.
+        pub scores: Vec<f32>,
+        /// Pooled features (the classifier's and the OOD check's input), in `paths` order.
+        pub features: Vec<Vec<f32>>,
+        /// The files left out, and why.
+        pub skipped: Vec<(PathBuf, FileError)>,
+    }
+
     impl Pipeline {
+        /// Scores image files as the app does (decode → `pixels_chw`), `batch` per forward
+        /// pass, without the OOD check and Grad-CAM: evaluation and the OOD fit. `progress` is
+        /// told how many files each batch held.
+        pub fn score_files(
+            &self,
+            files: &[PathBuf],
+            batch: usize,
+            mut progress: impl FnMut(usize),
+        ) -> Result<ScoredFiles, PredictError> {
+            let size = self.card.input_size;
+            let positive = self.card.positive_index();
+            let mut out = ScoredFiles {
+                paths: vec![],
+                scores: vec![],
+                features: vec![],
+                skipped: vec![],
+            };
+            for chunk in files.chunks(batch.max(1)) {
+                let mut pixels = Vec::new();
+                let mut paths = Vec::new();
+                for path in chunk {
+                    match decode::read_file(path) {
+                        Ok(decoded) => {
+                            let norm = &self.card.normalisation;
+                            pixels.extend(preprocess::pixels_chw(
+                                &decoded.image,
+                                size as u32,
+                                norm,
+                            ));
+                            paths.push(path.clone());
+                        }
+                        Err(why) => out.skipped.push((path.clone(), why)),
+                    }
+                }
+                if !paths.is_empty() {
+                    let input = preprocess::batch_tensor(pixels, size, &self.device);
+                    let scores = pollster::block_on(ForwardPass::run(&self.model, input).read())?;
+                    for (probabilities, pooled) in scores.rows() {
+                        out.scores.push(probabilities[positive]);
+                        out.features.push(pooled.to_vec());
+                    }
+                    out.paths.extend(paths);
+                }
+                progress(chunk.len());
+            }
+            Ok(out)
+        }
+
         /// Loads `weights/model-card.json` (or any card) and the weights file it names.
         pub fn from_card_file(card_path: &Path, device: &Device) -> anyhow::Result<Self> {
             use anyhow::Context;
@@ -336,4 +450,4 @@ mod native {
     }
 }
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{beside_card, weights_path};
+pub use native::{ScoredFiles, beside_card, weights_path};

@@ -6,14 +6,13 @@ use super::errors::UiError;
 use super::loader::fall_back_to_cpu;
 use super::util::{object_url, png_url, read_file, revoke, yield_now};
 use super::{Analysis, AppState, Engine};
-use crate::decode;
 use crate::ood::Fix;
+use crate::predict::{Timings, decode_with_fixes};
 use futures::lock::Mutex;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::rc::Rc;
 use std::sync::Arc;
-use web_time::Instant;
 
 thread_local! {
     static RUNNING: Rc<Mutex<()>> = Rc::new(Mutex::new(()));
@@ -75,12 +74,8 @@ async fn analyse(
         ));
     };
     // Decoded here rather than in `Pipeline::analyse` because the view needs the image too.
-    let start = Instant::now();
-    let decoded = decode::decode(&bytes)?;
-    let image = fixes
-        .iter()
-        .fold(decoded.image, |image, fix| fix.apply(&image));
-    let decode_ms = start.elapsed().as_secs_f64() * 1e3;
+    let (decoded, decode_ms) = decode_with_fixes(&bytes, fixes)?;
+    let image = decoded.image;
     match pipeline.analyse_image(&image).await {
         Ok(p) => Ok(Analysis {
             name: file.name(),
@@ -99,7 +94,7 @@ async fn analyse(
             label: p.label,
             band: p.band,
             cam: Arc::new(p.cam),
-            timings: crate::predict::Timings {
+            timings: Timings {
                 decode_ms,
                 ..p.timings
             },

@@ -7,7 +7,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Backend {
+pub enum BrowserBackend {
     WebGpu { adapter: String },
     Cpu(CpuReason),
 }
@@ -56,12 +56,12 @@ pub fn set_cpu_forced(forced: bool) {
 }
 
 /// The device to run on. `lost` is set if the GPU device is lost later.
-pub async fn choose(force_cpu: bool, lost: RwSignal<Option<String>>) -> (Device, Backend) {
+pub async fn choose(force_cpu: bool, lost: RwSignal<Option<String>>) -> (Device, BrowserBackend) {
     if force_cpu {
-        return (Device::flex(), Backend::Cpu(CpuReason::Forced));
+        return (Device::flex(), BrowserBackend::Cpu(CpuReason::Forced));
     }
     if !has_webgpu() {
-        return (Device::flex(), Backend::Cpu(CpuReason::Unavailable));
+        return (Device::flex(), BrowserBackend::Cpu(CpuReason::Unavailable));
     }
     match Device::wgpu_options().init_with_setup_async().await {
         Ok((device, setup)) => {
@@ -74,11 +74,11 @@ pub async fn choose(force_cpu: bool, lost: RwSignal<Option<String>>) -> (Device,
             if adapter.trim().is_empty() {
                 adapter = adapter_description().await.unwrap_or_else(|| "GPU".into());
             }
-            (device, Backend::WebGpu { adapter })
+            (device, BrowserBackend::WebGpu { adapter })
         }
         Err(e) => {
             web_sys::console::warn_1(&format!("WebGPU unavailable, using the CPU: {e}").into());
-            (Device::flex(), Backend::Cpu(CpuReason::Unavailable))
+            (Device::flex(), BrowserBackend::Cpu(CpuReason::Unavailable))
         }
     }
 }

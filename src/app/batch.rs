@@ -1,12 +1,10 @@
 //! The triage table for many images: progress, cancel, sort by probability, CSV export.
 
-use super::dicom::warning_text;
+use super::dicom_panel::warning_text;
 use super::errors::UiError;
-use super::i18n::{Lang, T};
-use super::result::band_short;
+use super::i18n::{Lang, T, band_short};
 use super::util::{download_text, revoke};
 use super::{Analysis, use_state};
-use crate::ood::OodCheck;
 use leptos::prelude::*;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -132,11 +130,7 @@ fn csv(rows: &[Row], lang: Lang) -> String {
     for row in rows {
         let line = match &row.result {
             Ok(a) => {
-                let ood = match a.ood {
-                    OodCheck::Unavailable => "unavailable",
-                    OodCheck::Passed { .. } => "passed",
-                    OodCheck::Refused { .. } => "refused",
-                };
+                let ood = a.ood.status();
                 let distance = a
                     .ood
                     .distance()
@@ -146,10 +140,7 @@ fn csv(rows: &[Row], lang: Lang) -> String {
                     (
                         format!("{:.4}", a.probability),
                         quote(&a.label),
-                        serde_json::to_value(a.band)
-                            .ok()
-                            .and_then(|v| v.as_str().map(String::from))
-                            .unwrap_or_default(),
+                        a.band.as_str().to_string(),
                     )
                 } else {
                     Default::default()

@@ -12,11 +12,9 @@
 //! also pays for the batched fix search, so its analyse time is not a normal image's.
 
 use super::AppState;
-use super::backend::Backend;
-use super::loader::fetch_bytes;
-use super::util::yield_now;
+use super::backend::BrowserBackend;
+use super::util::{fetch_bytes, yield_now};
 use crate::model::probabilities;
-use crate::ood::OodCheck;
 use crate::predict::Pipeline;
 use burn::prelude::*;
 use leptos::prelude::*;
@@ -51,7 +49,7 @@ pub fn start_if_requested(state: AppState, pipeline: Rc<Pipeline>) {
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(pipeline.card.input_size);
     let backend = match state.backend.get_untracked() {
-        Some(Backend::WebGpu { .. }) => "webgpu",
+        Some(BrowserBackend::WebGpu { .. }) => "webgpu",
         _ => "cpu",
     };
     let image_url = param("benchimage");
@@ -96,13 +94,16 @@ async fn run(
     let mut forward = Vec::new();
     for i in 0..=runs {
         yield_now().await;
-        let x = Tensor::<4>::from_data(
+        let input = Tensor::<4>::from_data(
             TensorData::new(values.clone(), [1, 3, size, size]),
             &pipeline.device,
         );
         let start = Instant::now();
-        let p = probabilities(pipeline.model.forward(x));
-        p.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+        let output = probabilities(pipeline.model.forward(input));
+        output
+            .into_data_async()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
         if i > 0 {
             forward.push(start.elapsed().as_secs_f64() * 1e3);
         }
@@ -126,11 +127,7 @@ async fn run(
             timed.analyse.push(start.elapsed().as_secs_f64() * 1e3);
             timed.gradcam.push(prediction.timings.gradcam_ms);
         }
-        timed.ood = Some(match prediction.ood {
-            OodCheck::Passed { .. } => "passed",
-            OodCheck::Refused { .. } => "refused",
-            OodCheck::Unavailable => "unavailable",
-        });
+        timed.ood = Some(prediction.ood.status());
     }
     Ok(timed)
 }

@@ -7,21 +7,8 @@ use crate::weights::WeightsError;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum UiError {
-    Empty,
-    NotAnImage,
-    Unsupported(String),
-    TooLarge {
-        width: u32,
-        height: u32,
-        megapixels: f64,
-    },
-    Corrupt(String),
-    DicomTransferSyntax {
-        name: String,
-        uid: String,
-    },
-    DicomUnsupported(String),
-    DicomCorrupt(String),
+    /// The file's bytes are not an image the app can use.
+    Decode(DecodeError),
     FileRead(String),
     Readback(String),
     CardFetch(String),
@@ -40,26 +27,7 @@ pub enum UiError {
 
 impl From<DecodeError> for UiError {
     fn from(e: DecodeError) -> Self {
-        match e {
-            DecodeError::Empty => UiError::Empty,
-            DecodeError::NotAnImage => UiError::NotAnImage,
-            DecodeError::Unsupported(f) => UiError::Unsupported(f),
-            DecodeError::TooLarge {
-                width,
-                height,
-                megapixels,
-            } => UiError::TooLarge {
-                width,
-                height,
-                megapixels,
-            },
-            DecodeError::Corrupt(why) => UiError::Corrupt(why),
-            DecodeError::DicomTransferSyntax { name, uid } => {
-                UiError::DicomTransferSyntax { name, uid }
-            }
-            DecodeError::DicomUnsupported(why) => UiError::DicomUnsupported(why),
-            DecodeError::DicomCorrupt(why) => UiError::DicomCorrupt(why),
-        }
+        UiError::Decode(e)
     }
 }
 
@@ -92,73 +60,7 @@ impl UiError {
     pub fn message(&self, lang: Lang) -> String {
         let fr = lang == Lang::Fr;
         match self {
-            UiError::Empty => pick(
-                fr,
-                "The file is empty (0 bytes).",
-                "Le fichier est vide (0 octet).",
-            ),
-            UiError::NotAnImage => pick(
-                fr,
-                "This file is not an image the app can read. Use a PNG, JPEG or DICOM X-ray.",
-                "Ce fichier n'est pas une image lisible. Utilisez une radiographie PNG, JPEG ou DICOM.",
-            ),
-            UiError::Unsupported(f) => {
-                if fr {
-                    format!(
-                        "Les images {f} ne sont pas prises en charge. Utilisez PNG, JPEG ou DICOM."
-                    )
-                } else {
-                    format!("{f} images are not supported. Use PNG, JPEG or DICOM.")
-                }
-            }
-            UiError::TooLarge {
-                width,
-                height,
-                megapixels,
-            } => {
-                if fr {
-                    format!(
-                        "L'image fait {width}×{height} ({megapixels:.0} mégapixels) ; la limite est de 50 mégapixels. Réduisez-la puis réessayez."
-                    )
-                } else {
-                    format!(
-                        "The image is {width}×{height} ({megapixels:.0} megapixels); the limit is 50 megapixels. Downscale it and try again."
-                    )
-                }
-            }
-            UiError::Corrupt(why) => {
-                if fr {
-                    format!("Le fichier image est endommagé ou tronqué ({why}).")
-                } else {
-                    format!("The image file is damaged or truncated ({why}).")
-                }
-            }
-            UiError::DicomTransferSyntax { name, uid } => {
-                if fr {
-                    format!(
-                        "Les pixels de ce fichier DICOM sont compressés en {name} ({uid}), que l'application ne sait pas décoder. Formats pris en charge : non compressé, RLE Lossless, JPEG baseline/étendu/sans perte. Exportez l'image dans l'un d'eux (ou en PNG) puis réessayez."
-                    )
-                } else {
-                    format!(
-                        "This DICOM file's pixels are compressed as {name} ({uid}), which the app cannot decode. Supported: uncompressed, RLE Lossless, JPEG baseline/extended/lossless. Export the image in one of these (or as PNG) and try again."
-                    )
-                }
-            }
-            // The detail comes from the decoder in English; the sentence around it is translated.
-            UiError::DicomUnsupported(why) => {
-                if fr {
-                    format!("Ce fichier DICOM ne peut pas être analysé ({why}).")
-                } else {
-                    format!("This DICOM file cannot be analysed ({why}).")
-                }
-            }
-            UiError::DicomCorrupt(why) => {
-                if fr {
-                    format!("Le fichier DICOM est endommagé ou tronqué ({why}).")
-                } else {
-                    format!("The DICOM file is damaged or truncated ({why}).")
-                }
-            }
+            UiError::Decode(e) => decode_message(e, fr),
             UiError::FileRead(why) => {
                 if fr {
                     format!("Impossible de lire le fichier ({why}).")
@@ -267,5 +169,76 @@ fn pick(fr: bool, en: &str, fr_text: &str) -> String {
         fr_text.to_string()
     } else {
         en.to_string()
+    }
+}
+
+/// What the user reads when a file's bytes cannot be used.
+fn decode_message(e: &DecodeError, fr: bool) -> String {
+    match e {
+        DecodeError::Empty => pick(
+            fr,
+            "The file is empty (0 bytes).",
+            "Le fichier est vide (0 octet).",
+        ),
+        DecodeError::NotAnImage => pick(
+            fr,
+            "This file is not an image the app can read. Use a PNG, JPEG or DICOM X-ray.",
+            "Ce fichier n'est pas une image lisible. Utilisez une radiographie PNG, JPEG ou DICOM.",
+        ),
+        DecodeError::Unsupported(f) => {
+            if fr {
+                format!("Les images {f} ne sont pas prises en charge. Utilisez PNG, JPEG ou DICOM.")
+            } else {
+                format!("{f} images are not supported. Use PNG, JPEG or DICOM.")
+            }
+        }
+        DecodeError::TooLarge {
+            width,
+            height,
+            megapixels,
+        } => {
+            if fr {
+                format!(
+                    "L'image fait {width}×{height} ({megapixels:.0} mégapixels) ; la limite est de 50 mégapixels. Réduisez-la puis réessayez."
+                )
+            } else {
+                format!(
+                    "The image is {width}×{height} ({megapixels:.0} megapixels); the limit is 50 megapixels. Downscale it and try again."
+                )
+            }
+        }
+        DecodeError::Corrupt(why) => {
+            if fr {
+                format!("Le fichier image est endommagé ou tronqué ({why}).")
+            } else {
+                format!("The image file is damaged or truncated ({why}).")
+            }
+        }
+        DecodeError::DicomTransferSyntax { name, uid } => {
+            if fr {
+                format!(
+                    "Les pixels de ce fichier DICOM sont compressés en {name} ({uid}), que l'application ne sait pas décoder. Formats pris en charge : non compressé, RLE Lossless, JPEG baseline/étendu/sans perte. Exportez l'image dans l'un d'eux (ou en PNG) puis réessayez."
+                )
+            } else {
+                format!(
+                    "This DICOM file's pixels are compressed as {name} ({uid}), which the app cannot decode. Supported: uncompressed, RLE Lossless, JPEG baseline/extended/lossless. Export the image in one of these (or as PNG) and try again."
+                )
+            }
+        }
+        // The detail comes from the decoder in English; the sentence around it is translated.
+        DecodeError::DicomUnsupported(why) => {
+            if fr {
+                format!("Ce fichier DICOM ne peut pas être analysé ({why}).")
+            } else {
+                format!("This DICOM file cannot be analysed ({why}).")
+            }
+        }
+        DecodeError::DicomCorrupt(why) => {
+            if fr {
+                format!("Le fichier DICOM est endommagé ou tronqué ({why}).")
+            } else {
+                format!("The DICOM file is damaged or truncated ({why}).")
+            }
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! English and French texts. The language is remembered in localStorage.
 
+use crate::card::Band;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lang {
     En,
@@ -198,4 +200,26 @@ texts! {
     Frames => "Frames", "Images (frames)";
     TransferSyntax => "Transfer syntax", "Syntaxe de transfert";
     DicomPrivacy => "Patient identifiers in the file are not read or shown.", "Les identifiants du patient présents dans le fichier ne sont ni lus ni affichés.";
+}
+
+/// A band's sentence (the result view).
+pub fn band_text(band: Band) -> T {
+    match band {
+        Band::Strong => T::BandStrong,
+        Band::Moderate => T::BandModerate,
+        Band::GreyZone => T::BandGrey,
+        Band::Borderline => T::BandBorderline,
+        Band::LeansNegative => T::BandNegative,
+    }
+}
+
+/// A band in a word or two (the triage table).
+pub fn band_short(band: Band) -> T {
+    match band {
+        Band::Strong => T::ShortStrong,
+        Band::Moderate => T::ShortModerate,
+        Band::GreyZone => T::ShortGrey,
+        Band::Borderline => T::ShortBorderline,
+        Band::LeansNegative => T::ShortNegative,
+    }
 }

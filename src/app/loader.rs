@@ -1,10 +1,10 @@
 //! Loading the model: backend choice, model card, weights download with progress, sha256
 //! verification, warm-up; and the fall back to the CPU if the GPU device is lost.
 
-use super::backend::{self, Backend, CpuReason};
+use super::backend::{self, BrowserBackend, CpuReason};
 use super::errors::UiError;
 use super::i18n::T;
-use super::util::{js_error, yield_now};
+use super::util::{fetch_bytes, fetch_text, yield_now};
 use super::{AppState, Engine, use_state};
 use crate::card::ModelCard;
 use crate::predict::Pipeline;
@@ -45,8 +45,8 @@ async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
     state.engine.set(Engine::Starting);
     let (device, chosen) = backend::choose(force_cpu, state.device_lost).await;
     // Keep the reason when falling back after a device loss.
-    if state.backend.get_untracked() != Some(Backend::Cpu(CpuReason::DeviceLost))
-        || matches!(chosen, Backend::WebGpu { .. })
+    if state.backend.get_untracked() != Some(BrowserBackend::Cpu(CpuReason::DeviceLost))
+        || matches!(chosen, BrowserBackend::WebGpu { .. })
     {
         state.backend.set(Some(chosen));
     }
@@ -110,56 +110,17 @@ pub fn watch_device_loss(state: AppState) {
 
 /// Reloads the model on the CPU (weights are kept in memory) and shows why.
 pub fn fall_back_to_cpu(state: AppState, why: UiError) {
-    if !matches!(state.backend.get_untracked(), Some(Backend::WebGpu { .. })) {
+    if !matches!(
+        state.backend.get_untracked(),
+        Some(BrowserBackend::WebGpu { .. })
+    ) {
         return;
     }
-    state.backend.set(Some(Backend::Cpu(CpuReason::DeviceLost)));
+    state
+        .backend
+        .set(Some(BrowserBackend::Cpu(CpuReason::DeviceLost)));
     state.error.set(Some(why));
     start(state, true);
-}
-
-async fn fetch(url: &str) -> Result<web_sys::Response, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
-        .await
-        .map_err(js_error)?
-        .unchecked_into();
-    if !response.ok() {
-        return Err(format!(
-            "HTTP {} {}",
-            response.status(),
-            response.status_text()
-        ));
-    }
-    Ok(response)
-}
-
-async fn fetch_text(url: &str) -> Result<String, String> {
-    let response = fetch(url).await?;
-    let text = JsFuture::from(response.text().map_err(js_error)?)
-        .await
-        .map_err(js_error)?;
-    text.as_string()
-        .ok_or_else(|| "the response is not text".into())
-}
-
-/// Streams a download, reporting the bytes received so far.
-pub(super) async fn fetch_bytes(url: &str, progress: impl Fn(u64)) -> Result<Vec<u8>, String> {
-    let response = fetch(url).await?;
-    let body = response.body().ok_or("empty response")?;
-    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut bytes = Vec::new();
-    loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(js_error)?;
-        let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done")).map_err(js_error)?;
-        if done.as_bool().unwrap_or(true) {
-            break;
-        }
-        let value = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(js_error)?;
-        bytes.extend_from_slice(&js_sys::Uint8Array::new(&value).to_vec());
-        progress(bytes.len() as u64);
-    }
-    Ok(bytes)
 }
 
 /// The status line (backend) and the loading progress.
@@ -168,10 +129,10 @@ pub fn Loader() -> impl IntoView {
     let state = use_state();
     let status = move || match state.backend.get() {
         None => state.t(T::StartingBackend).to_string(),
-        Some(Backend::WebGpu { adapter }) => format!("WebGPU — {adapter}"),
-        Some(Backend::Cpu(CpuReason::Unavailable)) => state.t(T::CpuUnavailable).to_string(),
-        Some(Backend::Cpu(CpuReason::Forced)) => state.t(T::CpuForced).to_string(),
-        Some(Backend::Cpu(CpuReason::DeviceLost)) => state.t(T::CpuAfterLoss).to_string(),
+        Some(BrowserBackend::WebGpu { adapter }) => format!("WebGPU — {adapter}"),
+        Some(BrowserBackend::Cpu(CpuReason::Unavailable)) => state.t(T::CpuUnavailable).to_string(),
+        Some(BrowserBackend::Cpu(CpuReason::Forced)) => state.t(T::CpuForced).to_string(),
+        Some(BrowserBackend::Cpu(CpuReason::DeviceLost)) => state.t(T::CpuAfterLoss).to_string(),
     };
     let stage = move || match state.engine.get() {
         Engine::Starting => state.t(T::StartingBackend).to_string(),
@@ -209,7 +170,7 @@ pub fn Loader() -> impl IntoView {
             <Show when=move || state.engine.get() == Engine::Failed>
                 <button on:click=move |_| {
                     state.error.set(None);
-                    start(state, backend::cpu_forced_by_url() || matches!(state.backend.get_untracked(), Some(Backend::Cpu(_))));
+                    start(state, backend::cpu_forced_by_url() || matches!(state.backend.get_untracked(), Some(BrowserBackend::Cpu(_))));
                 }>{move || state.t(T::Retry)}</button>
             </Show>
         </section>

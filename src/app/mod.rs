@@ -8,7 +8,7 @@ mod analyse;
 mod backend;
 mod batch;
 mod bench;
-mod dicom;
+mod dicom_panel;
 mod dropzone;
 mod errors;
 mod heatmap;
@@ -21,11 +21,11 @@ mod result;
 mod util;
 
 use crate::card::{Band, ModelCard};
-use crate::dicom::DicomInfo;
+use crate::decode::dicom::DicomInfo;
 use crate::gradcam::Cam;
 use crate::ood::{Fix, OodCheck};
 use crate::predict::{Pipeline, Timings};
-use backend::Backend;
+use backend::BrowserBackend;
 use errors::UiError;
 use i18n::{Lang, T};
 use leptos::prelude::*;
@@ -75,7 +75,7 @@ pub enum Engine {
 #[derive(Clone, Copy)]
 pub struct AppState {
     pub lang: RwSignal<Lang>,
-    pub backend: RwSignal<Option<Backend>>,
+    pub backend: RwSignal<Option<BrowserBackend>>,
     pub engine: RwSignal<Engine>,
     pub card: RwSignal<Option<ModelCard>>,
     pub current: RwSignal<Option<Analysis>>,

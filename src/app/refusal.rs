@@ -32,11 +32,7 @@ fn fix_id(fix: Fix) -> &'static str {
 pub fn OodStatus(analysis: Analysis) -> impl IntoView {
     let state = use_state();
     let ood = analysis.ood;
-    let status = match ood {
-        OodCheck::Unavailable => "unavailable",
-        OodCheck::Passed { .. } => "passed",
-        OodCheck::Refused { .. } => "refused",
-    };
+    let status = ood.status();
     let text = move || match ood {
         OodCheck::Unavailable => state.t(T::OodUnavailable).to_string(),
         OodCheck::Passed {

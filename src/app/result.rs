@@ -1,33 +1,13 @@
 //! The result of one image: probability, class at the card's threshold, band for a clinician,
 //! confidence gauge and timings. The Grad-CAM view sits beside it.
 
-use super::dicom::DicomPanel;
+use super::dicom_panel::DicomPanel;
 use super::heatmap::HeatmapView;
-use super::i18n::T;
+use super::i18n::{T, band_text};
 use super::refusal::{OodStatus, RefusalView};
 use super::use_state;
 use crate::card::Band;
 use leptos::prelude::*;
-
-pub fn band_text(band: Band) -> T {
-    match band {
-        Band::Strong => T::BandStrong,
-        Band::Moderate => T::BandModerate,
-        Band::GreyZone => T::BandGrey,
-        Band::Borderline => T::BandBorderline,
-        Band::LeansNegative => T::BandNegative,
-    }
-}
-
-pub fn band_short(band: Band) -> T {
-    match band {
-        Band::Strong => T::ShortStrong,
-        Band::Moderate => T::ShortModerate,
-        Band::GreyZone => T::ShortGrey,
-        Band::Borderline => T::ShortBorderline,
-        Band::LeansNegative => T::ShortNegative,
-    }
-}
 
 fn band_class(band: Band) -> &'static str {
     match band {

@@ -1,4 +1,5 @@
-//! Small browser helpers: yielding to the event loop, reading files, downloads, the panic hook.
+//! Small browser helpers: yielding to the event loop, fetching same-origin files, reading the
+//! user's files, downloads, the panic hook.
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -11,6 +12,51 @@ pub async fn yield_now() {
         }
     });
     let _ = JsFuture::from(promise).await;
+}
+
+/// A successful response for `url`, or why not.
+async fn fetch(url: &str) -> Result<web_sys::Response, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(js_error)?
+        .unchecked_into();
+    if !response.ok() {
+        return Err(format!(
+            "HTTP {} {}",
+            response.status(),
+            response.status_text()
+        ));
+    }
+    Ok(response)
+}
+
+pub async fn fetch_text(url: &str) -> Result<String, String> {
+    let response = fetch(url).await?;
+    let text = JsFuture::from(response.text().map_err(js_error)?)
+        .await
+        .map_err(js_error)?;
+    text.as_string()
+        .ok_or_else(|| "the response is not text".into())
+}
+
+/// Streams a download, reporting the bytes received so far.
+pub async fn fetch_bytes(url: &str, progress: impl Fn(u64)) -> Result<Vec<u8>, String> {
+    let response = fetch(url).await?;
+    let body = response.body().ok_or("empty response")?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(js_error)?;
+        let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done")).map_err(js_error)?;
+        if done.as_bool().unwrap_or(true) {
+            break;
+        }
+        let value = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(js_error)?;
+        bytes.extend_from_slice(&js_sys::Uint8Array::new(&value).to_vec());
+        progress(bytes.len() as u64);
+    }
+    Ok(bytes)
 }
 
 pub fn js_error(value: JsValue) -> String {

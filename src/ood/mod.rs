@@ -18,9 +18,9 @@
 //! ([`Fix`]): a negative or a sideways X-ray that passes once fixed gets a hint rather than only
 //! a refusal.
 
-pub mod fit;
+pub mod ppca;
 
-use crate::weights::sha256_hex;
+use crate::tensor_bytes::{HashMismatch, check_sha256, f32s, le_bytes};
 use image::DynamicImage;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
@@ -60,17 +60,6 @@ pub enum OodError {
         "the OOD statistics describe {stats}-dimensional features but the model gives {model}; refit them with `pneumoscope fit-ood`"
     )]
     Dimension { stats: usize, model: usize },
-}
-
-fn le_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 impl OodStats {
@@ -199,13 +188,8 @@ impl OodStats {
 
     /// Checks the bytes against the card's sha256, then reads them.
     pub fn load(bytes: &[u8], expected_sha256: &str) -> Result<Self, OodError> {
-        let found = sha256_hex(bytes);
-        if !found.eq_ignore_ascii_case(expected_sha256) {
-            return Err(OodError::Hash {
-                found,
-                expected: expected_sha256.to_string(),
-            });
-        }
+        check_sha256(bytes, expected_sha256)
+            .map_err(|HashMismatch { found, expected }| OodError::Hash { found, expected })?;
         Self::from_bytes(bytes)
     }
 }
@@ -262,6 +246,15 @@ pub enum OodCheck {
 }
 
 impl OodCheck {
+    /// `unavailable`, `passed` or `refused`: the `status` field of the JSON.
+    pub fn status(&self) -> &'static str {
+        match self {
+            OodCheck::Unavailable => "unavailable",
+            OodCheck::Passed { .. } => "passed",
+            OodCheck::Refused { .. } => "refused",
+        }
+    }
+
     pub fn refused(&self) -> bool {
         matches!(self, OodCheck::Refused { .. })
     }
@@ -346,6 +339,7 @@ impl OodModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor_bytes::sha256_hex;
 
     fn stats() -> OodStats {
         OodStats {
@@ -353,6 +347,29 @@ mod tests {
             components: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
             variances: vec![4.0, 1.0],
             residual_variance: 0.25,
+        }
+    }
+
+    #[test]
+    fn status_is_the_json_tag() {
+        let fix = Some(Fix::Invert);
+        for check in [
+            OodCheck::Unavailable,
+            OodCheck::Passed {
+                distance: 1.0,
+                threshold: 2.0,
+            },
+            OodCheck::Refused {
+                distance: 3.0,
+                threshold: 2.0,
+                fix,
+                uniform: false,
+            },
+        ] {
+            assert_eq!(
+                serde_json::to_value(check).unwrap()["status"],
+                check.status()
+            );
         }
     }
 

@@ -8,7 +8,7 @@
 use burn::prelude::*;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
+pub enum TrainBackend {
     /// burn's pure-Rust CPU backend (multi-threaded, SIMD).
     #[default]
     Flex,
@@ -18,24 +18,24 @@ pub enum Backend {
     Wgpu,
 }
 
-impl Backend {
+impl TrainBackend {
     /// The inference device (no autodiff): validation and evaluation. Training uses
     /// `device()?.autodiff()`.
     pub fn device(self) -> anyhow::Result<Device> {
         match self {
-            Backend::Flex => Ok(Device::flex()),
+            TrainBackend::Flex => Ok(Device::flex()),
             #[cfg(feature = "libtorch")]
             // burn 0.22 deprecates its tch backend in favour of its CubeCL ones, none of which has
             // a CPU path we can build offline; it is still the fastest CPU trainer available.
             #[allow(deprecated)]
-            Backend::Libtorch => Ok(Device::libtorch()),
+            TrainBackend::Libtorch => Ok(Device::libtorch()),
             #[cfg(not(feature = "libtorch"))]
-            Backend::Libtorch => anyhow::bail!(
+            TrainBackend::Libtorch => anyhow::bail!(
                 "this build has no LibTorch backend: rebuild with the `libtorch` cargo feature \
                  (LIBTORCH_USE_PYTORCH=1 with PyTorch 2.9.0 installed for python3: \
                  `cargo build --release --features libtorch`, see the README), or use --backend flex"
             ),
-            Backend::Wgpu => {
+            TrainBackend::Wgpu => {
                 let device = Device::wgpu(Default::default());
                 probe(&device)?;
                 Ok(device)
@@ -44,8 +44,8 @@ impl Backend {
     }
 
     /// The CPU backends this build has (what a benchmark compares by default).
-    pub fn cpu_backends() -> Vec<Backend> {
-        [Backend::Flex, Backend::Libtorch]
+    pub fn cpu_backends() -> Vec<TrainBackend> {
+        [TrainBackend::Flex, TrainBackend::Libtorch]
             .into_iter()
             .filter(|b| b.device().is_ok())
             .collect()

@@ -1,7 +1,7 @@
 //! Labelled image folders (`DIR/{CLASS}/*.jpeg`, Kaggle / ImageFolder layout), patient ids,
 //! and decoding every image once into memory as a grayscale plane.
 
-use crate::decode::image_from_bytes;
+use crate::decode::{FileError, read_file};
 use crate::preprocess::resized_rgb;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -82,14 +82,14 @@ pub fn patient_id(stem: &str) -> String {
 }
 
 /// Every usable image as an `size`×`size` grayscale plane (u8, row-major), in sample order.
-pub struct Decoded {
+pub struct PlaneSet {
     pub size: usize,
     pub planes: Vec<Vec<u8>>,
     pub labels: Vec<usize>,
     pub paths: Vec<PathBuf>,
     pub patients: Vec<String>,
     /// Files that could not be read, with the reason; they are left out.
-    pub skipped: Vec<(PathBuf, String)>,
+    pub skipped: Vec<(PathBuf, FileError)>,
 }
 
 /// Grayscale plane of one decoded image, through the same resize as inference.
@@ -101,19 +101,16 @@ pub fn gray_plane(image: &image::DynamicImage, size: u32) -> Vec<u8> {
 }
 
 /// Decodes all samples in parallel; `progress` is called once per file.
-pub fn decode_all(samples: &[Sample], size: usize, progress: impl Fn() + Sync) -> Decoded {
-    let results: Vec<Result<Vec<u8>, String>> = samples
+pub fn decode_all(samples: &[Sample], size: usize, progress: impl Fn() + Sync) -> PlaneSet {
+    let results: Vec<Result<Vec<u8>, FileError>> = samples
         .par_iter()
         .map(|s| {
-            let out = std::fs::read(&s.path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| image_from_bytes(&bytes).map_err(|e| e.to_string()))
-                .map(|img| gray_plane(&img, size as u32));
+            let out = read_file(&s.path).map(|decoded| gray_plane(&decoded.image, size as u32));
             progress();
             out
         })
         .collect();
-    let mut decoded = Decoded {
+    let mut decoded = PlaneSet {
         size,
         planes: vec![],
         labels: vec![],

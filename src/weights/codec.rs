@@ -5,6 +5,7 @@
 
 use super::{WeightsError, describe_mismatch};
 use crate::model::{DenseNet, DenseNetConfig};
+use crate::tensor_bytes::{f32s, le_bytes};
 use burn::prelude::*;
 use burn::store::ModuleSnapshot;
 use burn::store::burn_pack::Tensor as PackTensor;
@@ -55,17 +56,6 @@ pub fn dequantize_rows(q: &[i8], scales: &[f32]) -> Vec<f32> {
     q.chunks(cols.max(1))
         .zip(scales)
         .flat_map(|(row, s)| row.iter().map(move |v| *v as f32 * s))
-        .collect()
-}
-
-fn le_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
 }
 

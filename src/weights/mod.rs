@@ -5,7 +5,7 @@ pub mod codec;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod import;
 
-use sha2::{Digest, Sha256};
+use crate::tensor_bytes::{HashMismatch, check_sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
@@ -25,24 +25,10 @@ pub enum WeightsError {
     Checkpoint(String),
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Fails unless `bytes` hash to `expected` (a hex sha256, as in the model card).
 pub fn verify_sha256(bytes: &[u8], expected: &str) -> Result<(), WeightsError> {
-    let found = sha256_hex(bytes);
-    if found.eq_ignore_ascii_case(expected) {
-        Ok(())
-    } else {
-        Err(WeightsError::Hash {
-            found,
-            expected: expected.to_string(),
-        })
-    }
+    check_sha256(bytes, expected)
+        .map_err(|HashMismatch { found, expected }| WeightsError::Hash { found, expected })
 }
 
 /// Summarises what did not fit, naming the keys, for `WeightsError::Mismatch`.

@@ -1,3 +1,6 @@
+//! `pneumoscope import`: a torchvision DenseNet state dict → our f32 checkpoint
+//! (`pneumoscope::weights::import`).
+
 use anyhow::Context;
 use burn::prelude::Device;
 use pneumoscope::model::DenseNetConfig;
@@ -20,17 +23,8 @@ pub struct Args {
     depth: usize,
 }
 
-pub fn config_for_depth(depth: usize, outputs: usize) -> anyhow::Result<DenseNetConfig> {
-    Ok(match depth {
-        121 => DenseNetConfig::densenet121(outputs),
-        169 => DenseNetConfig::densenet169(outputs),
-        201 => DenseNetConfig::densenet201(outputs),
-        other => anyhow::bail!("unsupported DenseNet depth {other} (use 121, 169 or 201)"),
-    })
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = config_for_depth(args.depth, args.outputs)?;
+    let config = DenseNetConfig::from_depth(args.depth, args.outputs)?;
     let (model, report) = import_torchvision(&args.checkpoint, &config, &Device::flex())
         .with_context(|| format!("importing {}", args.checkpoint.display()))?;
     let bytes = codec::encode(&model, codec::Precision::F32);

@@ -4,6 +4,7 @@ mod eval;
 mod export;
 mod fit_ood;
 mod import;
+mod options;
 mod predict;
 mod tracking;
 mod train;
@@ -50,24 +51,5 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
         Command::FitOod(args) => fit_ood::run(args),
-    }
-}
-
-/// The compute device named on the command line.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum DeviceChoice {
-    /// Pure-Rust CPU backend (flex), multi-threaded.
-    Cpu,
-    /// GPU through wgpu (Vulkan / Metal / DX12), if one is present.
-    Wgpu,
-}
-
-impl DeviceChoice {
-    /// The device, or an error when `wgpu` finds no GPU adapter.
-    pub fn device(self) -> anyhow::Result<burn::prelude::Device> {
-        match self {
-            DeviceChoice::Cpu => Ok(burn::prelude::Device::flex()),
-            DeviceChoice::Wgpu => pneumoscope::train::backend::Backend::Wgpu.device(),
-        }
     }
 }

@@ -1,14 +1,17 @@
-use crate::DeviceChoice;
+//! `pneumoscope predict`: image files → one JSON object, CSV row or sentence each
+//! (`pneumoscope::predict::Pipeline`), optionally with Grad-CAM overlays.
+
+use crate::options::DeviceChoice;
 use anyhow::Context;
 use image::DynamicImage;
-use pneumoscope::dicom::DicomInfo;
+use pneumoscope::decode::FileError;
+use pneumoscope::decode::dicom::DicomInfo;
 use pneumoscope::ood::{self, Fix, OodCheck};
-use pneumoscope::predict::{Pipeline, Prediction};
-use pneumoscope::{decode, gradcam, preprocess};
+use pneumoscope::predict::{Pipeline, PredictError, Prediction, decode_with_fixes};
+use pneumoscope::{gradcam, preprocess};
 use rayon::prelude::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Format {
@@ -97,22 +100,36 @@ fn write_overlay(
     base: &DynamicImage,
     prediction: &Prediction,
     opacity: f32,
-) -> anyhow::Result<PathBuf> {
+) -> Result<PathBuf, RowError> {
     let stem = file
         .file_stem()
         .unwrap_or(file.as_os_str())
         .to_string_lossy();
     let path = dir.join(format!("{stem}.gradcam.png"));
-    gradcam::overlay(&base.to_rgb8(), &prediction.cam, opacity)
-        .save(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    match gradcam::overlay(&base.to_rgb8(), &prediction.cam, opacity).save(&path) {
+        Ok(()) => Ok(path),
+        Err(source) => Err(RowError::Overlay { path, source }),
+    }
+}
+
+/// Why one file has no result (the rest go on).
+#[derive(Debug, thiserror::Error)]
+enum RowError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Predict(#[from] PredictError),
+    #[error("writing {}: {source}", path.display())]
+    Overlay {
+        path: PathBuf,
+        source: image::ImageError,
+    },
 }
 
 /// What one file gave: a prediction (and its overlay, if asked for) or the reason it failed.
 struct Row {
     file: PathBuf,
-    outcome: Result<(Prediction, Option<PathBuf>), String>,
+    outcome: Result<(Prediction, Option<PathBuf>), RowError>,
 }
 
 impl Row {
@@ -131,17 +148,12 @@ struct Loaded {
     decode_ms: f64,
 }
 
-fn load(file: &Path, fixes: &[Fix], size: u32, overlay: bool) -> Result<Loaded, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read the file: {e}"))?;
-    let start = Instant::now();
-    let decoded = decode::decode(&bytes).map_err(|e| e.to_string())?;
-    let image = fixes
-        .iter()
-        .fold(decoded.image, |image, fix| fix.apply(&image));
-    let decode_ms = start.elapsed().as_secs_f64() * 1e3;
-    let overlay_base = overlay.then(|| overlay_base(&image));
+fn load(file: &Path, fixes: &[Fix], size: u32, overlay: bool) -> Result<Loaded, FileError> {
+    let bytes = std::fs::read(file)?;
+    let (decoded, decode_ms) = decode_with_fixes(&bytes, fixes)?;
+    let overlay_base = overlay.then(|| overlay_base(&decoded.image));
     Ok(Loaded {
-        model_input: preprocess::resized(&image, size),
+        model_input: preprocess::resized(&decoded.image, size),
         overlay_base,
         dicom: decoded.dicom,
         decode_ms,
@@ -151,7 +163,7 @@ fn load(file: &Path, fixes: &[Fix], size: u32, overlay: bool) -> Result<Loaded, 
 /// One batch of files: loaded in parallel, classified in one forward pass, rows in file order.
 fn analyse_batch(pipeline: &Pipeline, files: &[PathBuf], args: &Args, fixes: &[Fix]) -> Vec<Row> {
     let size = pipeline.card.input_size as u32;
-    let loaded: Vec<Result<Loaded, String>> = files
+    let loaded: Vec<Result<Loaded, FileError>> = files
         .par_iter()
         .map(|file| load(file, fixes, size, args.gradcam_dir.is_some()))
         .collect();
@@ -160,20 +172,21 @@ fn analyse_batch(pipeline: &Pipeline, files: &[PathBuf], args: &Args, fixes: &[F
         .flatten()
         .map(|l| l.model_input.clone())
         .collect();
-    let mut predictions: Box<dyn Iterator<Item = Result<Prediction, String>>> =
+    // A failed batch fails each of its images with the same error.
+    let mut predictions: Box<dyn Iterator<Item = Result<Prediction, PredictError>>> =
         match pipeline.analyse_images_blocking(&images) {
             Ok(predictions) => Box::new(predictions.into_iter().map(Ok)),
-            Err(e) => Box::new(std::iter::repeat(Err(e.to_string()))),
+            Err(e) => Box::new(std::iter::repeat(Err(e))),
         };
     let analysed: Vec<_> = files
         .iter()
         .zip(loaded)
         .map(|(file, loaded)| {
-            (
-                file,
-                loaded
-                    .and_then(|l| Ok((l, predictions.next().expect("one prediction per image")?))),
-            )
+            let analysed = loaded.map_err(RowError::from).and_then(|l| {
+                let prediction = predictions.next().expect("one prediction per image")?;
+                Ok((l, prediction))
+            });
+            (file, analysed)
         })
         .collect();
     analysed
@@ -183,10 +196,9 @@ fn analyse_batch(pipeline: &Pipeline, files: &[PathBuf], args: &Args, fixes: &[F
                 prediction.timings.decode_ms = loaded.decode_ms;
                 prediction.dicom = loaded.dicom;
                 let overlay = match (&args.gradcam_dir, &loaded.overlay_base) {
-                    (Some(dir), Some(base)) if Row::shown(&prediction, args.show_anyway) => Some(
-                        write_overlay(dir, file, base, &prediction, args.opacity)
-                            .map_err(|e| format!("{e:#}"))?,
-                    ),
+                    (Some(dir), Some(base)) if Row::shown(&prediction, args.show_anyway) => {
+                        Some(write_overlay(dir, file, base, &prediction, args.opacity)?)
+                    }
                     _ => None,
                 };
                 Ok((prediction, overlay))
@@ -223,13 +235,6 @@ fn refusal(p: &Prediction) -> Option<String> {
     Some(format!("{} ({why}){hint}", ood::REFUSAL))
 }
 
-fn band_name(p: &Prediction) -> String {
-    serde_json::to_value(p.band)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
-}
-
 fn json_line(row: &Row, show_anyway: bool, features: bool) -> serde_json::Value {
     match &row.outcome {
         Ok((p, overlay)) => {
@@ -257,7 +262,7 @@ fn json_line(row: &Row, show_anyway: bool, features: bool) -> serde_json::Value 
             }
             line
         }
-        Err(error) => json!({ "file": row.file, "error": error }),
+        Err(error) => json!({ "file": row.file, "error": error.to_string() }),
     }
 }
 
@@ -276,14 +281,6 @@ const CSV_HEADER: [&str; 12] = [
     "error",
 ];
 
-fn ood_status(check: &OodCheck) -> &'static str {
-    match check {
-        OodCheck::Unavailable => "unavailable",
-        OodCheck::Passed { .. } => "passed",
-        OodCheck::Refused { .. } => "refused",
-    }
-}
-
 fn csv_record(row: &Row, show_anyway: bool) -> [String; 12] {
     let mut record: [String; 12] = Default::default();
     record[0] = row.file.display().to_string();
@@ -292,7 +289,7 @@ fn csv_record(row: &Row, show_anyway: bool) -> [String; 12] {
             if Row::shown(p, show_anyway) {
                 record[1] = format!("{:.6}", p.probability);
                 record[2] = p.label.clone();
-                record[3] = band_name(p);
+                record[3] = p.band.as_str().into();
             }
             record[4] = format!("{:.1}", milliseconds(p));
             record[5] = overlay
@@ -306,14 +303,14 @@ fn csv_record(row: &Row, show_anyway: bool) -> [String; 12] {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ");
-            record[7] = ood_status(&p.ood).into();
+            record[7] = p.ood.status().into();
             if let Some((distance, threshold)) = p.ood.distance() {
                 record[8] = format!("{distance:.3}");
                 record[9] = format!("{threshold:.3}");
             }
             record[10] = refusal(p).unwrap_or_default();
         }
-        Err(error) => record[11] = error.clone(),
+        Err(error) => record[11] = error.to_string(),
     }
     record
 }
@@ -337,7 +334,7 @@ fn text_line(row: &Row, show_anyway: bool, positive: &str) -> String {
                     p.label,
                     positive,
                     p.probability,
-                    band_name(p).replace('_', " ")
+                    p.band.as_str().replace('_', " ")
                 ));
                 if let OodCheck::Passed {
                     distance,

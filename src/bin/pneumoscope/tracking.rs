@@ -2,7 +2,7 @@
 //! `mlflow.json`, so a resumed training and the export of its best weights add to the same run.
 
 use pneumoscope::mlflow::{MlflowRun, URI_ENV};
-use pneumoscope::train::run::RunFiles;
+use pneumoscope::train::checkpoint::RunFiles;
 use std::path::Path;
 
 #[derive(clap::Args, Clone)]

@@ -1,9 +1,15 @@
-use crate::import::config_for_depth;
+//! `pneumoscope train`: flags → a [`TrainConfig`] (or a run to resume), the training loop
+//! (`pneumoscope::train::run`), and the run's MLflow record.
+
 use crate::tracking::{self, TrackingArgs, warn_on_error};
 use pneumoscope::mlflow::flatten;
+use pneumoscope::model::DenseNetConfig;
 use pneumoscope::train::augment::Augmentation;
-use pneumoscope::train::backend::Backend;
-use pneumoscope::train::run::{RunFiles, STOP, TrainConfig, train, train_root};
+use pneumoscope::train::backend::TrainBackend;
+use pneumoscope::train::checkpoint::RunFiles;
+use pneumoscope::train::config::TrainConfig;
+use pneumoscope::train::dataset::output_count;
+use pneumoscope::train::run::{STOP, train};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -15,7 +21,7 @@ pub struct Args {
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// Run folder: config, split, metrics.csv, checkpoints, best weights.
-    #[arg(long, default_value = "runs/densenet121")]
+    #[arg(long, default_value_os_t = TrainConfig::default().out)]
     out: PathBuf,
     /// Continue the interrupted run in --out exactly where its last checkpoint left it
     /// (all other options are read from its config.json).
@@ -24,8 +30,8 @@ pub struct Args {
     /// Backend to compute on: flex (burn's own, CPU), libtorch (PyTorch's C++ library on the CPU;
     /// needs a build with `--features libtorch`, see the README) or wgpu (a GPU through
     /// Vulkan / Metal / DX12). Not saved in the run: a --resume may switch.
-    #[arg(long, value_enum, default_value_t = Backend::Flex)]
-    backend: Backend,
+    #[arg(long, value_enum, default_value_t = TrainBackend::Flex)]
+    backend: TrainBackend,
     /// Weights to start from. A torchvision DenseNet checkpoint (e.g. densenet121-a639ec97.pth)
     /// trains the head with a frozen backbone first, then the last two dense blocks; one of our
     /// own `.safetensors` (a release in weights/, a run's best.safetensors) warm-starts every layer,
@@ -39,33 +45,33 @@ pub struct Args {
     #[arg(long)]
     tiny: bool,
     /// Model input side in pixels (written to the model card; inference uses the same).
-    #[arg(long, default_value_t = 224)]
+    #[arg(long, default_value_t = TrainConfig::default().image_size)]
     image_size: usize,
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     batch_size: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
     lr: f64,
     /// Floor for ReduceLROnPlateau.
-    #[arg(long, default_value_t = 1e-6)]
+    #[arg(long, default_value_t = TrainConfig::default().min_learning_rate)]
     min_lr: f64,
     /// Epochs without validation-loss improvement before the learning rate is multiplied by --plateau-factor.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = TrainConfig::default().plateau_patience)]
     plateau_patience: usize,
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = TrainConfig::default().plateau_factor)]
     plateau_factor: f64,
     /// Stop after this many epochs without a better validation ROC AUC.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = TrainConfig::default().early_stopping_patience)]
     early_stopping: usize,
     /// Share of train carved out for validation when DIR/val is missing or too small.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = TrainConfig::default().val_fraction)]
     val_fraction: f64,
     /// DIR/val is used only if it has at least this many images (the official one has 16).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = TrainConfig::default().min_val_images)]
     min_val_images: usize,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
     /// Turn off augmentation (rotation ±15°, shift ±10 %, zoom ±10 %, flip, brightness 0.8–1.2).
     #[arg(long)]
@@ -77,13 +83,13 @@ pub struct Args {
     #[arg(long)]
     no_class_weights: bool,
     /// With a torchvision --init: epochs with the backbone frozen.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = TrainConfig::default().frozen_epochs)]
     frozen_epochs: usize,
     /// Also checkpoint inside an epoch every this many minutes.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = TrainConfig::default().checkpoint_minutes)]
     checkpoint_minutes: f64,
     /// Train on at most this many images (0 = all), for quick trials.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().limit)]
     limit: usize,
     #[command(flatten)]
     tracking: TrackingArgs,
@@ -165,7 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     eprintln!(
         "done: {} epochs, best validation AUC {:.4} (epoch {:?}), {:.0} s of training",
-        state.epoch, state.best_auc, state.best_epoch, state.train_seconds
+        state.epoch, state.best.best_auc, state.best.best_epoch, state.train_seconds
     );
     Ok(())
 }
@@ -176,14 +182,11 @@ fn fresh_config(args: &Args) -> anyhow::Result<TrainConfig> {
         .data
         .clone()
         .expect("clap requires --data without --resume");
-    let classes = pneumoscope::train::data::scan(&train_root(&data))?
-        .classes
-        .len();
-    let outputs = if classes == 2 { 1 } else { classes };
+    let outputs = output_count(&data)?;
     let model = if args.tiny {
-        pneumoscope::model::DenseNetConfig::tiny(outputs)
+        DenseNetConfig::tiny(outputs)
     } else {
-        config_for_depth(args.depth, outputs)?
+        DenseNetConfig::from_depth(args.depth, outputs)?
     };
     let mut augmentation = if args.no_augment {
         Augmentation::none()

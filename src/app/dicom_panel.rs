@@ -3,7 +3,7 @@
 
 use super::i18n::{Lang, T};
 use super::use_state;
-use crate::dicom::{DicomInfo, DicomWarning};
+use crate::decode::dicom::{DicomInfo, DicomWarning};
 use leptos::prelude::*;
 
 /// The warning in the interface language (the CLI prints the English `Display`).

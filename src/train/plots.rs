@@ -2,7 +2,7 @@
 //! Drawn with plotters into a pixel buffer and written with `image`; the font is embedded
 //! (DejaVu Sans), so they look the same on a machine without fonts.
 
-use crate::train::history::EpochRecord;
+use super::history::EpochRecord;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

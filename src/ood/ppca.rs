@@ -1,4 +1,4 @@
-//! Fitting the OOD statistics: probabilistic PCA of training features, and the threshold.
+//! The OOD statistics' maths: probabilistic PCA of training features, and the threshold.
 //!
 //! The covariance (`1/(n−1)`, f64) is decomposed by subspace iteration with Rayleigh–Ritz
 //! (cyclic Jacobi on the small projected matrix), so only the top `k` eigenpairs are computed;
@@ -6,20 +6,31 @@
 
 use super::OodStats;
 
+/// Why the statistics cannot be fitted to the features given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PpcaError {
+    #[error("need at least 2 feature vectors, got {0}")]
+    TooFew(usize),
+    #[error("feature vectors of different lengths")]
+    Ragged,
+    #[error("{k} components for {n} vectors of {d} features: need 0 < k < min(n, d)")]
+    Components { k: usize, n: usize, d: usize },
+    #[error("the features do not vary at all")]
+    Constant,
+}
+
 /// Fits PPCA with `k` directions to `features` (each of the same length `d > k`).
-pub fn fit(features: &[Vec<f32>], k: usize) -> Result<OodStats, String> {
+pub fn fit(features: &[Vec<f32>], k: usize) -> Result<OodStats, PpcaError> {
     let n = features.len();
     let d = features.first().map_or(0, Vec::len);
     if n < 2 || d == 0 {
-        return Err(format!("need at least 2 feature vectors, got {n}"));
+        return Err(PpcaError::TooFew(n));
     }
     if features.iter().any(|f| f.len() != d) {
-        return Err("feature vectors of different lengths".into());
+        return Err(PpcaError::Ragged);
     }
     if k == 0 || k >= d || k >= n {
-        return Err(format!(
-            "{k} components for {n} vectors of {d} features: need 0 < k < min(n, d)"
-        ));
+        return Err(PpcaError::Components { k, n, d });
     }
     let mut mean = vec![0f64; d];
     for f in features {
@@ -31,7 +42,7 @@ pub fn fit(features: &[Vec<f32>], k: usize) -> Result<OodStats, String> {
     let cov = covariance(features, &mean);
     let trace: f64 = (0..d).map(|i| cov[i * d + i]).sum();
     if !(trace > 0.0) {
-        return Err("the features do not vary at all".into());
+        return Err(PpcaError::Constant);
     }
     let (values, vectors) = top_eigenpairs(&cov, d, k);
     let kept: f64 = values.iter().sum();

@@ -9,7 +9,8 @@
 //! Patient-identifying attributes (name, ID, birth date, accession number, institution) are
 //! never read: only the attributes listed in [`DicomInfo`] and the imaging ones are accessed.
 
-use crate::decode::{DecodeError, MAX_PIXELS};
+use super::error::DecodeError;
+use super::raster::{MAX_PIXELS, jpeg_is_complete};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
@@ -445,7 +446,7 @@ fn packbits_len(mut data: &[u8]) -> usize {
 
 /// A JPEG frame must be complete and match Rows/Columns and the bit depth.
 fn check_jpeg(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
-    if !crate::decode::jpeg_is_complete(frame) {
+    if !jpeg_is_complete(frame) {
         return Err(DecodeError::DicomCorrupt(
             "the JPEG frame ends before its end-of-image marker".into(),
         ));

@@ -1,0 +1,135 @@
+//! Bytes from a file, a drop or a paste → a decoded image, or a typed error that says why not.
+//! PNG and JPEG go through the `image` crate; DICOM (recognised by its content, not its name)
+//! through [`dicom`], which also returns a header summary.
+
+pub mod dicom;
+mod error;
+mod raster;
+
+pub use error::{DecodeError, FileError};
+pub use raster::MAX_PIXELS;
+
+use dicom::DicomInfo;
+use image::DynamicImage;
+
+/// A decoded image and, for a DICOM file, what its header says.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub image: DynamicImage,
+    pub dicom: Option<DicomInfo>,
+}
+
+/// Decodes PNG, JPEG (8 or 16-bit, grayscale or colour) or DICOM from memory.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if dicom::is_dicom(bytes) {
+        let (image, info) = dicom::decode(bytes)?;
+        return Ok(Decoded {
+            image,
+            dicom: Some(info),
+        });
+    }
+    raster::decode(bytes).map(|image| Decoded { image, dicom: None })
+}
+
+/// Reads and decodes an image file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_file(path: &std::path::Path) -> Result<Decoded, FileError> {
+    Ok(decode(&std::fs::read(path)?)?)
+}
+
+/// [`decode`] without the DICOM summary.
+pub fn image_from_bytes(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
+    decode(bytes).map(|d| d.image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::ImageFormat;
+    use std::io::Cursor;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let img = image::GrayImage::from_fn(width, height, |x, y| image::Luma([(x + y) as u8]));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    /// A baseline JPEG made by the `image` crate's encoder (a grey ramp with some texture).
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let img =
+            image::GrayImage::from_fn(width, height, |x, y| image::Luma([(x * 3 + y * y) as u8]));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn decodes_png() {
+        let img = image_from_bytes(&png(10, 7)).unwrap();
+        assert_eq!((img.width(), img.height()), (10, 7));
+    }
+
+    #[test]
+    fn rejects_bad_inputs_with_typed_errors() {
+        assert_eq!(image_from_bytes(&[]), Err(DecodeError::Empty));
+        assert_eq!(
+            image_from_bytes(b"hello, this is text renamed to .png"),
+            Err(DecodeError::NotAnImage)
+        );
+        let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
+        assert_eq!(
+            image_from_bytes(gif),
+            Err(DecodeError::Unsupported("GIF".into()))
+        );
+        let bytes = png(64, 64);
+        let truncated = &bytes[..bytes.len() / 2];
+        assert!(matches!(
+            image_from_bytes(truncated),
+            Err(DecodeError::Corrupt(_))
+        ));
+        let jpeg = jpeg(64, 48);
+        assert!(image_from_bytes(&jpeg).is_ok());
+        let cut = &jpeg[..jpeg.len() / 3];
+        assert!(
+            matches!(image_from_bytes(cut), Err(DecodeError::Corrupt(_))),
+            "a truncated JPEG must be refused"
+        );
+    }
+
+    #[test]
+    fn refuses_huge_images_before_decoding() {
+        // A valid PNG header claiming 10000×6000 pixels, no pixel data: refused from the header.
+        let mut bytes = Vec::new();
+        let mut encoder = png::Encoder::new(&mut bytes, 10_000, 6_000);
+        encoder.set_color(png::ColorType::Grayscale);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_chunk(png::chunk::IDAT, &[0x78, 0x9c]).unwrap();
+        drop(writer);
+        let result = image_from_bytes(&bytes);
+        assert!(
+            matches!(
+                result,
+                Err(DecodeError::TooLarge {
+                    width: 10_000,
+                    height: 6_000,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(matches!(
+            image_from_bytes(&bytes),
+            Err(DecodeError::TooLarge {
+                width: 10_000,
+                height: 6_000,
+                ..
+            })
+        ));
+    }
+}
