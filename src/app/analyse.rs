@@ -117,11 +117,11 @@ async fn single(state: AppState, file: &web_sys::File, fixes: &[Fix]) {
     state.working.set(Some(file.name()));
     state.error.set(None);
     // The previous result goes away, so that nothing shown can be mistaken for this file's.
-    if let Some(old) = state.current.get_untracked() {
-        if !state.batch.owns(&old.url) {
-            revoke(&old.url);
-            state.forget_file(&old.url);
-        }
+    if let Some(old) = state.current.get_untracked()
+        && !state.batch.owns(&old.url)
+    {
+        revoke(&old.url);
+        state.forget_file(&old.url);
     }
     state.current.set(None);
     yield_now().await;

@@ -114,11 +114,11 @@ pub fn HeatmapView(analysis: Analysis) -> impl IntoView {
 
     let name = analysis.name.clone();
     let save = move |_| {
-        if let Some(canvas) = overlay.get_untracked() {
-            if let Ok(url) = canvas.to_data_url_with_type("image/png") {
-                let stem = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(&name);
-                download(&url, &format!("{stem}-gradcam.png"));
-            }
+        if let Some(canvas) = overlay.get_untracked()
+            && let Ok(url) = canvas.to_data_url_with_type("image/png")
+        {
+            let stem = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(&name);
+            download(&url, &format!("{stem}-gradcam.png"));
         }
     };
 

@@ -12,8 +12,6 @@ use image::DynamicImage;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::rc::Rc;
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 
 const CARD_URL: &str = "weights/model-card.json";
 

@@ -41,7 +41,8 @@ pub fn fit(features: &[Vec<f32>], k: usize) -> Result<OodStats, PpcaError> {
     mean.iter_mut().for_each(|m| *m /= n as f64);
     let cov = covariance(features, &mean);
     let trace: f64 = (0..d).map(|i| cov[i * d + i]).sum();
-    if !(trace > 0.0) {
+    // NaN too: the features are unusable.
+    if trace.is_nan() || trace <= 0.0 {
         return Err(PpcaError::Constant);
     }
     let (values, vectors) = top_eigenpairs(&cov, d, k);

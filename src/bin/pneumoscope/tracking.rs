@@ -29,11 +29,11 @@ pub fn open(
         dir: folder.to_path_buf(),
     }
     .mlflow();
-    if let Ok(run) = MlflowRun::load(&saved) {
-        if run.tracking_uri == uri.trim_end_matches('/') {
-            eprintln!("MLflow: continuing run {} on {uri}", run.run_id);
-            return MlflowRun::reopen(run).map(Some);
-        }
+    if let Ok(run) = MlflowRun::load(&saved)
+        && run.tracking_uri == uri.trim_end_matches('/')
+    {
+        eprintln!("MLflow: continuing run {} on {uri}", run.run_id);
+        return MlflowRun::reopen(run).map(Some);
     }
     let run = MlflowRun::start(
         uri,
