@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole benchmark suite, one table at the end (README, "Benchmarks"). Slow (about 8–10
+# The whole benchmark suite, one table at the end (docs/benchmarks.md). Slow (about 8–10
 # minutes on 2 cores once built); not part of scripts/test.sh.
 #
 #   bash scripts/bench.sh              # everything
@@ -20,7 +20,9 @@ RESULTS=$OUT/results.jsonl
 VENV=${BENCH_VENV:-.tools/bench}
 THREADS=${BENCH_THREADS:-2}
 RUNS=${BENCH_RUNS:-5}
-XRAY_DIR=${XRAY_DIR:-../shared/data/chest_xray/test}
+# The test X-rays: $XRAY_DIR, else $PNEUMOSCOPE_DATA/test (the data set, as in the tests; default
+# ../shared/data/chest_xray, relative to the repository root).
+XRAY_DIR=${XRAY_DIR:-${PNEUMOSCOPE_DATA:-../shared/data/chest_xray}/test}
 XRAY=$XRAY_DIR/PNEUMONIA/person1_virus_6.jpeg
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 # PyTorch's OpenMP threads spin at barriers by default; on a machine shared with other work that

@@ -175,7 +175,7 @@ mod tests {
         let report = classification_report(&metrics, &labels, 0.5);
         let expected = "threshold 0.5000
 
-                precision     recall         f1  support
+              precision     recall         f1  support
       NORMAL     0.5000     0.5000     0.5000        2
    PNEUMONIA     0.6667     0.6667     0.6667        3
 
