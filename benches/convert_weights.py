@@ -117,7 +117,9 @@ def main():
     p.add_argument("--card", default="weights/model-card.json")
     p.add_argument("--out", default="target/bench")
     p.add_argument("--cli", default="target/release/pneumoscope")
-    p.add_argument("--xray", default="../shared/data/chest_xray/test/PNEUMONIA/person1_virus_6.jpeg")
+    # The data set as the tests find it: $PNEUMOSCOPE_DATA, default ../shared/data/chest_xray.
+    data = os.environ.get("PNEUMOSCOPE_DATA") or "../shared/data/chest_xray"
+    p.add_argument("--xray", default=os.path.join(data, "test", "PNEUMONIA", "person1_virus_6.jpeg"))
     p.add_argument("--sizes", default="128,224", help="ONNX input sizes to export")
     a = p.parse_args()
     import torch

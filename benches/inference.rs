@@ -4,6 +4,9 @@
 //!
 //!   cargo bench --bench inference [-- --sizes 224,128 --batches 1,16 --runs 5 --pipeline --xray FILE]
 //!
+//! `--xray` defaults to `$PNEUMOSCOPE_DATA/test/PNEUMONIA/person1_virus_6.jpeg`
+//! (`PNEUMOSCOPE_DATA` by default `../shared/data/chest_xray`).
+//!
 //! With `--peer "python benches/torch_infer.py --serve …"` the PyTorch peer runs as a child
 //! process and each of our timed calls is paired with one of its calls (alternating who goes
 //! first) and one matmul (`--matmul N`, the machine's rate at that moment), so that on a shared,
@@ -22,6 +25,11 @@
 /// The CLI's allocator (src/bin/pneumoscope/main.rs), so that the figures are the CLI's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Where the data set is, as the tests find it: `$PNEUMOSCOPE_DATA` or its default.
+#[path = "../tests/common/data.rs"]
+#[allow(dead_code)]
+mod data;
 
 use burn::prelude::*;
 use pneumoscope::gradcam;
@@ -138,7 +146,10 @@ fn main() {
     let card = arg("--card", "weights/model-card.json");
     let xray = arg(
         "--xray",
-        "../shared/data/chest_xray/test/PNEUMONIA/person1_virus_6.jpeg",
+        &data::test_data_dir()
+            .join("PNEUMONIA/person1_virus_6.jpeg")
+            .display()
+            .to_string(),
     );
     let matmul: usize = arg("--matmul", "2048").parse().expect("matmul size");
     let threads = rayon::current_num_threads();

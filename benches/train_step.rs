@@ -12,7 +12,8 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use clap::ValueEnum;
 use pneumoscope::model::DenseNetConfig;
-use pneumoscope::train::backend::Backend;
+use pneumoscope::train::backend::TrainBackend;
+use pneumoscope::train::loss::classification_loss;
 use std::process::Command;
 use std::time::Instant;
 
@@ -29,7 +30,7 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-fn ours(backend: Backend, size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
+fn ours(backend: TrainBackend, size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
     let device = backend.device().expect("backend").autodiff();
     let mut model = DenseNetConfig::densenet121(1).init(&device);
     let mut optim = AdamConfig::new().init();
@@ -38,18 +39,21 @@ fn ours(backend: Backend, size: usize, batch: usize, steps: usize) -> (f64, f64,
         burn::tensor::Distribution::Normal(0.0, 1.0),
         &device,
     );
-    let y = Tensor::<2>::random(
-        [batch, 1],
-        burn::tensor::Distribution::Bernoulli(0.5),
-        &device,
-    );
+    // Random labels, as PyTorch's peer draws them.
+    let labels: Vec<usize> =
+        Tensor::<1>::random([batch], burn::tensor::Distribution::Bernoulli(0.5), &device)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(|v| v as usize)
+            .collect();
     let mut times = Vec::new();
     for i in 0..=steps {
         let t = Instant::now();
         let logits = model.forward(x.clone());
-        let loss = (logits.clone().clamp_min(0.0) - logits.clone() * y.clone()
-            + logits.abs().neg().exp().add_scalar(1.0).log())
-        .mean();
+        // The training loss (unweighted: the mean binary cross-entropy, like BCEWithLogitsLoss).
+        let loss = classification_loss(logits, &labels, &[1.0, 1.0], &device);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-3, model, grads);
         let _ = model.classifier.weight.val().into_data(); // wait for the step to finish
@@ -70,15 +74,15 @@ fn main() {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let all = Backend::cpu_backends();
+    let all = TrainBackend::cpu_backends();
     let all = all
         .iter()
         .map(|b| format!("{b:?}").to_lowercase())
         .collect::<Vec<_>>()
         .join(",");
-    let backends: Vec<Backend> = arg("--backend", &all)
+    let backends: Vec<TrainBackend> = arg("--backend", &all)
         .split(',')
-        .map(|s| Backend::from_str(s, true).expect("backend: flex, libtorch or wgpu"))
+        .map(|s| TrainBackend::from_str(s, true).expect("backend: flex, libtorch or wgpu"))
         .collect();
     for b in &backends {
         if let Err(e) = b.device() {

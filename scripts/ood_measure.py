@@ -6,6 +6,8 @@ what is not a chest X-ray").
     cargo build --release
     /work/venvs/ood/bin/python scripts/ood_measure.py [--data ../shared/data/chest_xray] [--out /tmp/ood-eval]
 
+(--data defaults to $PNEUMOSCOPE_DATA, else ../shared/data/chest_xray; relative to the repository root.)
+
 1. Makes non-X-ray images in OUT/nonxray/{tuning,heldout}/: natural photos (only the images
    bundled in scikit-image's wheel; nothing is downloaded), documents and screenshots drawn with
    PIL, noise, flat images and radiograph-like images (Shepp-Logan CT phantom, synthetic limb
@@ -19,6 +21,7 @@ held-out non-X-rays and every test X-ray are measured, never tuned on.
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -30,6 +33,9 @@ from skimage import data as skdata
 from skimage.transform import radon
 
 ROOT = Path(__file__).resolve().parent.parent
+# The data set as the tests find it: $PNEUMOSCOPE_DATA, default ../shared/data/chest_xray (relative
+# to the repository root).
+DATA = ROOT / (os.environ.get("PNEUMOSCOPE_DATA") or "../shared/data/chest_xray")
 
 # Photos bundled in the scikit-image wheel, by split (near-duplicates kept together).
 TUNING_PHOTOS = ["astronaut", "camera", "chelsea", "coffee", "horse", "brick", "gravel", "motorcycle_left",
@@ -244,7 +250,7 @@ def summarise(name, rows, goal=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/chest_xray")
+    ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, default=Path("/tmp/ood-eval"))
     ap.add_argument("--card", type=Path, default=ROOT / "weights/model-card.json")
     ap.add_argument("--cli", type=Path, default=ROOT / "target/release/pneumoscope")

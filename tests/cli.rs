@@ -3,18 +3,16 @@
 //! inputs unlike the training X-rays are refused (out-of-distribution check); `train --resume`
 //! needs only the run folder.
 
+mod common;
+
+use common::data::{sorted_files, test_data_dir};
+use common::fixtures::read_json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const DATA: &str = "../shared/data/chest_xray/test";
-
+/// The first file (by name) of `class` in the test split.
 fn first(class: &str) -> PathBuf {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(DATA).join(class))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files.remove(0)
+    sorted_files(&test_data_dir().join(class)).remove(0)
 }
 
 fn run(args: &[&str]) -> std::process::Output {
@@ -56,8 +54,7 @@ const XRAY_INVERTED: &str = "tests/data/xray_64_inverted.png";
 
 /// A copy of the shipped card, changed by `edit`, beside links to the shipped weights and stats.
 fn edited_card(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
-    let mut card: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(CARD).unwrap()).unwrap();
+    let mut card = read_json(CARD);
     for key in ["weights", "ood"] {
         let file = card[key]["file"].as_str().unwrap().to_string();
         std::os::unix::fs::symlink(

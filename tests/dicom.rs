@@ -4,9 +4,11 @@
 //! warns where it should, refuses bad files with typed errors, and never prints who the
 //! patient is.
 
+mod common;
+
 use burn::prelude::Device;
+use pneumoscope::decode::dicom::DicomWarning;
 use pneumoscope::decode::{self, DecodeError};
-use pneumoscope::dicom::DicomWarning;
 use pneumoscope::predict::Pipeline;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -17,12 +19,7 @@ const CARD: &str = "weights/model-card.json";
 
 fn manifest() -> &'static Value {
     static M: OnceLock<Value> = OnceLock::new();
-    M.get_or_init(|| {
-        serde_json::from_str(
-            &std::fs::read_to_string(Path::new(DIR).join("manifest.json")).unwrap(),
-        )
-        .unwrap()
-    })
+    M.get_or_init(|| common::fixtures::read_json(Path::new(DIR).join("manifest.json")))
 }
 
 fn fixtures() -> impl Iterator<Item = &'static Value> {

@@ -6,33 +6,29 @@
 mod common;
 
 use burn::prelude::*;
+use common::float::max_diff;
 use pneumoscope::predict::Pipeline;
-use pneumoscope::train::backend::Backend;
+use pneumoscope::train::backend::TrainBackend;
 use std::path::Path;
 
+/// In the test split (`common::data::test_data_dir()`).
 const XRAYS: [&str; 4] = [
-    "../shared/data/chest_xray/test/NORMAL/IM-0001-0001.jpeg",
-    "../shared/data/chest_xray/test/NORMAL/IM-0003-0001.jpeg",
-    "../shared/data/chest_xray/test/PNEUMONIA/person1_virus_6.jpeg",
-    "../shared/data/chest_xray/test/PNEUMONIA/person3_virus_15.jpeg",
+    "NORMAL/IM-0001-0001.jpeg",
+    "NORMAL/IM-0003-0001.jpeg",
+    "PNEUMONIA/person1_virus_6.jpeg",
+    "PNEUMONIA/person3_virus_15.jpeg",
 ];
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn shipped_model_gives_the_same_probabilities_on_libtorch() {
     let card = Path::new("weights/model-card.json");
     let flex = Pipeline::from_card_file(card, &Device::flex()).unwrap();
-    let torch = Pipeline::from_card_file(card, &Backend::Libtorch.device().unwrap()).unwrap();
+    let torch = Pipeline::from_card_file(card, &TrainBackend::Libtorch.device().unwrap()).unwrap();
     let (mut worst_p, mut worst_cam) = (0.0f32, 0.0f32);
-    for path in XRAYS {
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    for file in XRAYS {
+        let path = common::data::test_data_dir().join(file);
+        let path = path.display().to_string();
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let a = flex.analyse_blocking(&bytes).unwrap();
         let b = torch.analyse_blocking(&bytes).unwrap();
         let dp = max_diff(&a.probabilities, &b.probabilities);
@@ -51,5 +47,5 @@ fn shipped_model_gives_the_same_probabilities_on_libtorch() {
 
 #[test]
 fn training_gradients_match_flex() {
-    common::assert_same_training_gradients(&Backend::Libtorch.device().unwrap());
+    common::assert_same_training_gradients(&TrainBackend::Libtorch.device().unwrap());
 }

@@ -4,8 +4,11 @@
 //! (|cos| > 1 − 1e-6), relative 1e-4 on distances. The f32 storage of the statistics is the limit,
 //! not the algorithm (f64 inside): the residual term divides by a small σ².
 
-use pneumoscope::ood::{OodStats, fit};
-use serde_json::Value;
+mod common;
+
+use common::fixtures::{floats_f64, read_json};
+use common::float::close;
+use pneumoscope::ood::{OodStats, ppca};
 
 fn data(n: usize, d: usize, offset: usize) -> Vec<Vec<f32>> {
     (offset..offset + n)
@@ -28,31 +31,23 @@ fn data(n: usize, d: usize, offset: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn close(a: f64, b: f64, rel: f64) -> bool {
-    (a - b).abs() <= rel * b.abs().max(1e-12)
-}
-
 #[test]
 fn ppca_fit_and_distance_match_numpy() {
-    let reference: Value = serde_json::from_str(include_str!("fixtures/ood_pca.json")).unwrap();
+    let reference = read_json("tests/fixtures/ood_pca.json");
     let [n, d, k] = ["n", "d", "k"].map(|key| reference[key].as_u64().unwrap() as usize);
-    let stats: OodStats = fit::fit(&data(n, d, 0), k).unwrap();
+    let stats: OodStats = ppca::fit(&data(n, d, 0), k).unwrap();
 
-    for (a, b) in stats.mean.iter().zip(floats(&reference["mean"])) {
+    for (a, b) in stats.mean.iter().zip(floats_f64(&reference["mean"])) {
         assert!(
             close(*a as f64, b, 1e-5) || (*a as f64 - b).abs() < 1e-6,
             "mean {a} vs {b}"
         );
     }
-    for (a, b) in stats.variances.iter().zip(floats(&reference["variances"])) {
+    for (a, b) in stats
+        .variances
+        .iter()
+        .zip(floats_f64(&reference["variances"]))
+    {
         assert!(close(*a as f64, b, 1e-5), "variance {a} vs numpy {b}");
     }
     assert!(
@@ -71,7 +66,7 @@ fn ppca_fit_and_distance_match_numpy() {
     {
         let cos: f64 = row
             .iter()
-            .zip(floats(expected))
+            .zip(floats_f64(expected))
             .map(|(a, b)| *a as f64 * b)
             .sum();
         assert!(
@@ -88,7 +83,7 @@ fn ppca_fit_and_distance_match_numpy() {
     );
     probes.push(vec![3.0; d]);
     probes.push(vec![0.0; d]);
-    for (probe, expected) in probes.iter().zip(floats(&reference["distances"])) {
+    for (probe, expected) in probes.iter().zip(floats_f64(&reference["distances"])) {
         let got = stats.distance(probe) as f64;
         assert!(
             close(got, expected, 1e-4),

@@ -2,59 +2,17 @@
 //! tests/fixtures/make_fixtures.py. Tolerances: probabilities 1e-5, Grad-CAM maps 1e-4 (after
 //! pytorch-grad-cam's normalisation), preprocessing 1e-6.
 
+mod common;
+
 use burn::prelude::*;
+use common::fixtures::{floats_f32, golden, golden_layout};
+use common::float::max_diff;
 use pneumoscope::card::Normalisation;
 use pneumoscope::gradcam;
 use pneumoscope::model::{DenseNet, DenseNetConfig, probabilities};
 use pneumoscope::weights::import::import_torchvision;
 use pneumoscope::{decode, preprocess};
-use serde_json::Value;
 use std::path::Path;
-
-struct Golden {
-    shape: [usize; 4],
-    input: Vec<f32>,
-    models: Value,
-}
-
-fn golden() -> Golden {
-    let text = std::fs::read_to_string("tests/fixtures/golden.json").unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    let floats = |v: &Value| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect::<Vec<_>>()
-    };
-    let shape: Vec<usize> = v["input_shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as usize)
-        .collect();
-    Golden {
-        shape: [shape[0], shape[1], shape[2], shape[3]],
-        input: floats(&v["input"]),
-        models: v["models"].clone(),
-    }
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 fn load(file: &str, outputs: usize, device: &Device) -> DenseNet {
     let (model, report) =
@@ -67,18 +25,13 @@ fn load(file: &str, outputs: usize, device: &Device) -> DenseNet {
 fn check(model: &DenseNet, name: &str, device: &Device) {
     let g = golden();
     let expected = &g.models[name];
-    let input = Tensor::<4>::from_data(TensorData::new(g.input.clone(), g.shape), device);
-    let features = model.forward_features(input);
+    let features = model.forward_features(g.input_tensor(device));
     let probs: Vec<f32> = probabilities(model.head(features.clone()))
         .into_data()
         .try_to_vec()
         .unwrap();
-    let probs: Vec<f32> = if model.num_outputs() == 1 {
-        probs.chunks(2).map(|p| p[1]).collect()
-    } else {
-        probs
-    };
-    let dp = max_diff(&probs, &floats(&expected["probabilities"]));
+    let probs = golden_layout(probs, model.num_outputs());
+    let dp = max_diff(&probs, &g.probabilities(name));
     assert!(dp <= 1e-5, "{name}: max |Δprob| = {dp}");
 
     let class = expected["cam_class"].as_u64().unwrap() as usize;
@@ -93,7 +46,7 @@ fn check(model: &DenseNet, name: &str, device: &Device) {
         .flat_map(|m| gradcam::finish(m, (w, h), size).values)
         .collect();
     assert_eq!(cams.len(), batch * size * size);
-    let dc = max_diff(&cams, &floats(&expected["cams"]));
+    let dc = max_diff(&cams, &floats_f32(&expected["cams"]));
     assert!(dc <= 1e-4, "{name}: max |ΔGrad-CAM| = {dc}");
 }
 

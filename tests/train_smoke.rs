@@ -2,40 +2,39 @@
 //! a run warm-started from its weights keeps what it learned, and a run stopped after one epoch
 //! then resumed ends bit-identical to an uninterrupted one.
 
+mod common;
+
 use pneumoscope::model::DenseNetConfig;
 use pneumoscope::train::augment::Augmentation;
-use pneumoscope::train::backend::Backend;
-use pneumoscope::train::run::{TrainConfig, train};
+use pneumoscope::train::backend::TrainBackend;
+use pneumoscope::train::checkpoint::{RunFiles, TrainState};
+use pneumoscope::train::config::TrainConfig;
+use pneumoscope::train::history;
+use pneumoscope::train::run::train;
 use pneumoscope::weights::codec;
 use std::path::{Path, PathBuf};
-
-const DATA: &str = "../shared/data/chest_xray";
 
 /// burn's random generator is process-wide: runs in this file take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn config(out: &Path, epochs: usize) -> TrainConfig {
     TrainConfig {
-        data: PathBuf::from(DATA),
+        data: common::data::data_dir(),
         out: out.to_path_buf(),
-        init: None,
         model: DenseNetConfig::tiny(1),
         image_size: 64,
         epochs,
         batch_size: 8,
         learning_rate: 3e-3,
-        min_learning_rate: 1e-6,
         plateau_patience: 10,
         plateau_factor: 0.5,
         early_stopping_patience: 100,
         val_fraction: 0.25,
-        min_val_images: 200,
         seed: 7,
-        augmentation: Augmentation::default(),
-        class_weights: true,
         frozen_epochs: 0,
         checkpoint_minutes: 60.0,
         limit: 64,
+        ..TrainConfig::default()
     }
 }
 
@@ -45,12 +44,18 @@ fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
+fn files(dir: &Path) -> RunFiles {
+    RunFiles {
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// The training loss of each epoch, read from metrics.csv as the crate reads it.
 fn train_losses(dir: &Path) -> Vec<f64> {
-    std::fs::read_to_string(dir.join("metrics.csv"))
+    history::read(&files(dir).metrics())
         .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .iter()
+        .map(|r| r.train_loss)
         .collect()
 }
 
@@ -60,7 +65,7 @@ fn weights(dir: &Path) -> Vec<u8> {
     let mut model = DenseNetConfig::tiny(1).init(&burn::prelude::Device::flex());
     model
         .load_from(&mut BurnpackStore::from_file(
-            dir.join("checkpoint/model.bpk"),
+            files(dir).checkpoint().join("model.bpk"),
         ))
         .unwrap();
     codec::encode(&model, codec::Precision::F32)
@@ -72,7 +77,7 @@ fn loss_falls_on_real_xrays() {
     let dir = fresh_dir("loss");
     let mut c = config(&dir, 6);
     c.augmentation = Augmentation::none();
-    train(c, false, Backend::Flex, |_, _| {}).unwrap();
+    train(c, false, TrainBackend::Flex, |_, _| {}).unwrap();
     let losses = train_losses(&dir);
     assert_eq!(losses.len(), 6);
     assert!(
@@ -96,7 +101,7 @@ fn loss_falls_on_real_xrays() {
     let mut c = config(&warm, 1);
     c.augmentation = Augmentation::none();
     c.init = Some(dir.join("best.safetensors"));
-    train(c, false, Backend::Flex, |_, _| {}).unwrap();
+    train(c, false, TrainBackend::Flex, |_, _| {}).unwrap();
     let warm_losses = train_losses(&warm);
     assert!(
         warm_losses[0] < losses[0] * 0.9,
@@ -108,23 +113,23 @@ fn loss_falls_on_real_xrays() {
 fn resume_continues_exactly() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let straight = fresh_dir("straight");
-    train(config(&straight, 2), false, Backend::Flex, |_, _| {}).unwrap();
+    train(config(&straight, 2), false, TrainBackend::Flex, |_, _| {}).unwrap();
 
     let resumed = fresh_dir("resumed");
-    train(config(&resumed, 1), false, Backend::Flex, |_, _| {}).unwrap();
+    train(config(&resumed, 1), false, TrainBackend::Flex, |_, _| {}).unwrap();
     // Ask the stopped run for one more epoch, as a user would after an interruption.
-    let path = resumed.join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("\"epochs\": 1,", "\"epochs\": 2,");
-    std::fs::write(&path, text).unwrap();
-    let mut state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(resumed.join("checkpoint/state.json")).unwrap(),
-    )
-    .unwrap();
-    state["finished"] = false.into();
-    std::fs::write(resumed.join("checkpoint/state.json"), state.to_string()).unwrap();
-    train(config(&resumed, 2), true, Backend::Flex, |_, _| {}).unwrap();
+    let run = files(&resumed);
+    let mut saved = run.saved_config().unwrap();
+    assert_eq!(saved.epochs, 1);
+    saved.epochs = 2;
+    std::fs::write(run.config(), serde_json::to_string_pretty(&saved).unwrap()).unwrap();
+    let state_file = run.checkpoint().join("state.json");
+    let mut state: TrainState =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert!(state.finished);
+    state.finished = false;
+    std::fs::write(&state_file, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    train(config(&resumed, 2), true, TrainBackend::Flex, |_, _| {}).unwrap();
 
     assert_eq!(train_losses(&straight), train_losses(&resumed));
     assert!(
@@ -139,7 +144,7 @@ fn refuses_to_overwrite_a_run_and_reports_missing_data() {
     let dir = fresh_dir("guard");
     let mut c = config(&dir, 1);
     c.data = PathBuf::from("/nonexistent/data");
-    let err = train(c, false, Backend::Flex, |_, _| {})
+    let err = train(c, false, TrainBackend::Flex, |_, _| {})
         .unwrap_err()
         .to_string();
     assert!(err.contains("not a folder"), "{err}");

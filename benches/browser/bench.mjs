@@ -33,7 +33,11 @@ const MEMORY_IMAGES = Number(arg('--memory-images', SMOKE ? 2 : 50));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const FLAGS = ['--headless=new', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--no-first-run', '--enable-unsafe-webgpu'];
-const DATA = resolve(ROOT, process.env.XRAY_DIR || '../shared/data/chest_xray/test');
+// The test X-rays: $XRAY_DIR, else $PNEUMOSCOPE_DATA/test (default ../shared/data/chest_xray/test,
+// relative to the repository root, as in the tests).
+const DATA = process.env.XRAY_DIR
+  ? resolve(ROOT, process.env.XRAY_DIR)
+  : resolve(ROOT, process.env.PNEUMOSCOPE_DATA || '../shared/data/chest_xray', 'test');
 // The X-ray whose whole analysis the app times (the one the native bench uses).
 const BENCH_XRAY = 'PNEUMONIA/person1_virus_6.jpeg';
 const TIMEOUT = 1_200_000;

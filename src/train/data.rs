@@ -92,6 +92,27 @@ pub struct PlaneSet {
     pub skipped: Vec<(PathBuf, FileError)>,
 }
 
+impl PlaneSet {
+    pub fn empty(size: usize) -> Self {
+        Self {
+            size,
+            planes: vec![],
+            labels: vec![],
+            paths: vec![],
+            patients: vec![],
+            skipped: vec![],
+        }
+    }
+
+    /// Adds one usable image.
+    pub fn push(&mut self, plane: Vec<u8>, label: usize, path: PathBuf, patient: String) {
+        self.planes.push(plane);
+        self.labels.push(label);
+        self.paths.push(path);
+        self.patients.push(patient);
+    }
+}
+
 /// Grayscale plane of one decoded image, through the same resize as inference.
 pub fn gray_plane(image: &image::DynamicImage, size: u32) -> Vec<u8> {
     resized_rgb(image, size)
@@ -110,22 +131,15 @@ pub fn decode_all(samples: &[Sample], size: usize, progress: impl Fn() + Sync) -
             out
         })
         .collect();
-    let mut decoded = PlaneSet {
-        size,
-        planes: vec![],
-        labels: vec![],
-        paths: vec![],
-        patients: vec![],
-        skipped: vec![],
-    };
+    let mut decoded = PlaneSet::empty(size);
     for (sample, result) in samples.iter().zip(results) {
         match result {
-            Ok(plane) => {
-                decoded.planes.push(plane);
-                decoded.labels.push(sample.label);
-                decoded.paths.push(sample.path.clone());
-                decoded.patients.push(sample.patient.clone());
-            }
+            Ok(plane) => decoded.push(
+                plane,
+                sample.label,
+                sample.path.clone(),
+                sample.patient.clone(),
+            ),
             Err(why) => decoded.skipped.push((sample.path.clone(), why)),
         }
     }

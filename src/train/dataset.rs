@@ -120,33 +120,21 @@ fn report_skipped(skipped: &[(PathBuf, FileError)], usable: usize) -> anyhow::Re
 }
 
 fn partition(all: PlaneSet, val_idx: &[usize]) -> (PlaneSet, PlaneSet) {
-    let empty = |size| PlaneSet {
-        size,
-        planes: vec![],
-        labels: vec![],
-        paths: vec![],
-        patients: vec![],
-        skipped: vec![],
-    };
-    let (mut train, mut val) = (empty(all.size), empty(all.size));
+    let (mut train, mut val) = (PlaneSet::empty(all.size), PlaneSet::empty(all.size));
     let in_val: std::collections::HashSet<usize> = val_idx.iter().copied().collect();
     let parts = all
         .planes
         .into_iter()
         .zip(all.labels)
         .zip(all.paths)
-        .zip(all.patients)
-        .enumerate();
-    for (i, (((plane, label), path), patient)) in parts {
+        .zip(all.patients);
+    for (i, (((plane, label), path), patient)) in parts.enumerate() {
         let target = if in_val.contains(&i) {
             &mut val
         } else {
             &mut train
         };
-        target.planes.push(plane);
-        target.labels.push(label);
-        target.paths.push(path);
-        target.patients.push(patient);
+        target.push(plane, label, path, patient);
     }
     (train, val)
 }

@@ -5,7 +5,8 @@
 //   node tests/e2e/run.mjs cpu batch  # only the named checks
 //   node tests/e2e/run.mjs ood        # the out-of-distribution refusal only
 //
-// Ends with "N passed, M failed"; exits non-zero if any check failed.
+// Ends with "N passed, M failed"; exits non-zero if any check failed. The test X-rays come from
+// $PNEUMOSCOPE_DATA/test (default ../shared/data/chest_xray/test).
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +18,9 @@ import { serve } from './serve.mjs';
 const ROOT = resolve(import.meta.dirname, '../..');
 const DIST = join(ROOT, 'dist');
 const ARTIFACTS = join(ROOT, 'tests/e2e/artifacts');
-const DATA = resolve(ROOT, '../shared/data/chest_xray/test');
+// The chest X-ray data set's test split: $PNEUMOSCOPE_DATA/test, as in the Rust tests (default
+// ../shared/data/chest_xray, relative to the repository root).
+const DATA = resolve(ROOT, process.env.PNEUMOSCOPE_DATA || '../shared/data/chest_xray', 'test');
 const CLI = join(ROOT, 'target/release/pneumoscope');
 const CARD = join(ROOT, 'weights/model-card.json');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
