@@ -8,7 +8,7 @@ use pneumoscope::model::DenseNetConfig;
 use pneumoscope::train::augment::Augmentation;
 use pneumoscope::train::backend::TrainBackend;
 use pneumoscope::train::checkpoint::{RunFiles, TrainState};
-use pneumoscope::train::config::TrainConfig;
+use pneumoscope::train::config::{Recipe, TrainConfig};
 use pneumoscope::train::history;
 use pneumoscope::train::run::train;
 use pneumoscope::weights::codec;
@@ -75,9 +75,9 @@ fn weights(dir: &Path) -> Vec<u8> {
 fn loss_falls_on_real_xrays() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = fresh_dir("loss");
-    let mut c = config(&dir, 6);
-    c.augmentation = Augmentation::none();
-    train(c, false, TrainBackend::Flex, |_, _| {}).unwrap();
+    let mut run_config = config(&dir, 6);
+    run_config.augmentation = Augmentation::none();
+    train(run_config, false, TrainBackend::Flex, |_, _| {}).unwrap();
     let losses = train_losses(&dir);
     assert_eq!(losses.len(), 6);
     assert!(
@@ -98,10 +98,10 @@ fn loss_falls_on_real_xrays() {
     // begins where it ended, with every layer training: its first epoch is already far below
     // the fresh run's first epoch.
     let warm = fresh_dir("warm");
-    let mut c = config(&warm, 1);
-    c.augmentation = Augmentation::none();
-    c.init = Some(dir.join("best.safetensors"));
-    train(c, false, TrainBackend::Flex, |_, _| {}).unwrap();
+    let mut run_config = config(&warm, 1);
+    run_config.augmentation = Augmentation::none();
+    run_config.init = Some(dir.join("best.safetensors"));
+    train(run_config, false, TrainBackend::Flex, |_, _| {}).unwrap();
     let warm_losses = train_losses(&warm);
     assert!(
         warm_losses[0] < losses[0] * 0.9,
@@ -142,10 +142,57 @@ fn resume_continues_exactly() {
 fn refuses_to_overwrite_a_run_and_reports_missing_data() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = fresh_dir("guard");
-    let mut c = config(&dir, 1);
-    c.data = PathBuf::from("/nonexistent/data");
-    let err = train(c, false, TrainBackend::Flex, |_, _| {})
+    let mut run_config = config(&dir, 1);
+    run_config.data = PathBuf::from("/nonexistent/data");
+    let err = train(run_config, false, TrainBackend::Flex, |_, _| {})
         .unwrap_err()
         .to_string();
     assert!(err.contains("not a folder"), "{err}");
+
+    // A folder that holds a checkpoint is an earlier run: a fresh start must not replace it.
+    std::fs::create_dir_all(files(&dir).checkpoint()).unwrap();
+    let err = train(config(&dir, 1), false, TrainBackend::Flex, |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already holds a run"), "{err}");
+}
+
+#[test]
+fn shift_robust_recipe_selects_on_a_stressed_validation() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("robust");
+    let mut run_config = config(&dir, 2);
+    Recipe::ShiftRobust.apply(&mut run_config);
+    assert!(run_config.stressed_validation && !run_config.class_weights);
+    train(run_config, false, TrainBackend::Flex, |_, _| {}).unwrap();
+    let log = std::fs::read_to_string(files(&dir).validation_log()).unwrap();
+    let epochs: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(epochs.len(), 2);
+    for (epoch, line) in epochs.iter().enumerate() {
+        assert_eq!(line["epoch"], epoch + 1);
+        for part in ["clean", "stressed"] {
+            let auc = line[part]["metrics_at_0.5"]["roc_auc"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&auc), "{part}: {line}");
+        }
+        // The validation normals of the training folder are all `IM-…` or `NORMAL2-IM-…`.
+        let families = line["stressed"]["normal_specificity_by_family"]
+            .as_object()
+            .unwrap();
+        assert!(
+            !families.is_empty() && families.keys().all(|k| k.contains("IM")),
+            "{line}"
+        );
+    }
+    let card = std::fs::read_to_string(files(&dir).best_card()).unwrap();
+    assert!(card.contains("stressed copy"), "{card}");
+    // The stressed copy is fixed: the same run again logs the same first epoch.
+    let again = fresh_dir("robust-again");
+    let mut run_config = config(&again, 1);
+    Recipe::ShiftRobust.apply(&mut run_config);
+    train(run_config, false, TrainBackend::Flex, |_, _| {}).unwrap();
+    let first = std::fs::read_to_string(files(&again).validation_log()).unwrap();
+    assert_eq!(first.lines().next(), log.lines().next());
 }

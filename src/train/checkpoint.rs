@@ -56,6 +56,10 @@ impl RunFiles {
     pub fn best_card(&self) -> PathBuf {
         self.dir.join("best-card.json")
     }
+    /// One JSON object per epoch: clean and stressed validation, normals by file-name family.
+    pub fn validation_log(&self) -> PathBuf {
+        self.dir.join("validation.jsonl")
+    }
     pub fn mlflow(&self) -> PathBuf {
         self.dir.join("mlflow.json")
     }

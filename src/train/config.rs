@@ -2,6 +2,7 @@
 //! The defaults live here once: the CLI's flags and the tests start from them.
 
 use super::augment::Augmentation;
+use super::sampling::Sampling;
 use crate::model::DenseNetConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -30,6 +31,15 @@ pub struct TrainConfig {
     pub seed: u64,
     pub augmentation: Augmentation,
     pub class_weights: bool,
+    /// How an epoch draws its images.
+    #[serde(default)]
+    pub sampling: Sampling,
+    /// Also validate on a stressed copy of the validation images ([`Augmentation::stress`]:
+    /// intensity, contrast, gamma, crop and border changes beyond the training range) and pick
+    /// the best epoch and its threshold there: the clean split is saturated and does not show
+    /// the test set's shift.
+    #[serde(default)]
+    pub stressed_validation: bool,
     /// With `init`: epochs with the backbone frozen before the last dense blocks are unfrozen.
     pub frozen_epochs: usize,
     pub checkpoint_minutes: f64,
@@ -57,9 +67,36 @@ impl Default for TrainConfig {
             seed: 42,
             augmentation: Augmentation::default(),
             class_weights: true,
+            sampling: Sampling::Shuffle,
+            stressed_validation: false,
             frozen_epochs: 2,
             checkpoint_minutes: 10.0,
             limit: 0,
+        }
+    }
+}
+
+/// A named set of training choices (`pneumoscope train --recipe`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Recipe {
+    /// The Keras notebooks' augmentation, class-weighted loss, validation on the clean split.
+    #[default]
+    Keras,
+    /// The model issue's recipe C: [`Augmentation::shift_robust`], class-balanced sampling
+    /// (instead of class weights), selection on the stressed validation.
+    ShiftRobust,
+}
+
+impl Recipe {
+    pub fn apply(self, config: &mut TrainConfig) {
+        match self {
+            Recipe::Keras => {}
+            Recipe::ShiftRobust => {
+                config.augmentation = Augmentation::shift_robust();
+                config.sampling = Sampling::Balanced;
+                config.class_weights = false;
+                config.stressed_validation = true;
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The images a run trains and validates on: decoded once into memory, split by patient (or
 //! the official `val/` folder when it is large enough), the split recorded in `split.json`.
 
+use super::augment::Augmentation;
 use super::checkpoint::{RunFiles, write_atomic};
 use super::config::TrainConfig;
 use super::data::{PlaneSet, Sample, decode_all, scan};
@@ -18,6 +19,9 @@ pub struct TrainingData {
     pub split_note: String,
     pub train: PlaneSet,
     pub val: PlaneSet,
+    /// The validation images once more, each changed by [`Augmentation::stress`] (the same
+    /// change every epoch and every resume), when the run asks for it.
+    pub stressed_val: Option<PlaneSet>,
 }
 
 /// Decodes, splits and records the run's images.
@@ -82,12 +86,36 @@ pub fn load(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<TrainingDa
         train.planes.len(),
         val.planes.len()
     );
+    let stressed_val = config
+        .stressed_validation
+        .then(|| stressed_copy(&val, config.seed));
     Ok(TrainingData {
         classes: folder.classes,
         train,
         val,
         split_note,
+        stressed_val,
     })
+}
+
+/// `set` with every plane changed by [`Augmentation::stress`], seeded by `seed` and the image's
+/// index.
+pub fn stressed_copy(set: &PlaneSet, seed: u64) -> PlaneSet {
+    let stress = Augmentation::stress();
+    let size = set.size;
+    let mut stressed = PlaneSet::empty(size);
+    for (index, plane) in set.planes.iter().enumerate() {
+        // A stream of its own, apart from the training augmentation's (epoch, image) seeds.
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5757_5757_0000_0000 ^ index as u64);
+        let changed = stress.apply(plane, size, size, &mut rng);
+        stressed.push(
+            changed.iter().map(|v| (v * 255.0).round() as u8).collect(),
+            set.labels[index],
+            set.paths[index].clone(),
+            set.patients[index].clone(),
+        );
+    }
+    stressed
 }
 
 /// The model outputs the classes under `data`'s `train/` call for: one (sigmoid) for two

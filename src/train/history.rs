@@ -50,18 +50,18 @@ impl EpochRecord {
     }
 
     fn parse(line: &str) -> Option<Self> {
-        let v: Vec<&str> = line.trim().split(',').collect();
-        let f = |i: usize| v.get(i)?.parse::<f64>().ok();
+        let fields: Vec<&str> = line.trim().split(',').collect();
+        let field = |i: usize| fields.get(i)?.parse::<f64>().ok();
         Some(Self {
-            epoch: v.first()?.parse().ok()?,
-            train_loss: f(1)?,
-            val_loss: f(2)?,
-            val_auc: f(3)?,
-            val_accuracy: f(4)?,
-            val_sensitivity: f(5)?,
-            val_specificity: f(6)?,
-            learning_rate: f(7)?,
-            images_per_second: f(8)?,
+            epoch: fields.first()?.parse().ok()?,
+            train_loss: field(1)?,
+            val_loss: field(2)?,
+            val_auc: field(3)?,
+            val_accuracy: field(4)?,
+            val_sensitivity: field(5)?,
+            val_specificity: field(6)?,
+            learning_rate: field(7)?,
+            images_per_second: field(8)?,
         })
     }
 }
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn a_written_line_reads_back() {
-        let r = EpochRecord {
+        let record = EpochRecord {
             epoch: 3,
             train_loss: 0.25,
             val_loss: 0.5,
@@ -101,8 +101,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pneumoscope-history-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("metrics.csv");
-        std::fs::write(&path, format!("{CSV_HEADER}\n{}\n", r.csv_line())).unwrap();
-        assert_eq!(read(&path).unwrap(), vec![r]);
+        std::fs::write(&path, format!("{CSV_HEADER}\n{}\n", record.csv_line())).unwrap();
+        assert_eq!(read(&path).unwrap(), vec![record]);
         std::fs::write(&path, format!("{CSV_HEADER}\n3,oops\n")).unwrap();
         assert!(read(&path).unwrap_err().to_string().contains("line 2"));
     }

@@ -12,7 +12,7 @@ pub fn classification_loss(
     let weights: Vec<f32> = labels.iter().map(|&l| class_weights[l]).collect();
     let total: f32 = weights.iter().sum();
     let [batch, outputs] = logits.dims();
-    let w = Tensor::<1>::from_data(TensorData::new(weights, [batch]), device);
+    let weights = Tensor::<1>::from_data(TensorData::new(weights, [batch]), device);
     let per_sample: Tensor<1> = if outputs == 1 {
         let y: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
         let y = Tensor::<2>::from_data(TensorData::new(y, [batch, 1]), device);
@@ -26,5 +26,5 @@ pub fn classification_loss(
         let idx = Tensor::<2, Int>::from_data(TensorData::new(idx, [batch, 1]), device);
         log_p.gather(1, idx).reshape([batch]).neg()
     };
-    (per_sample * w).sum().div_scalar(total)
+    (per_sample * weights).sum().div_scalar(total)
 }

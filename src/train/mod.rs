@@ -16,5 +16,6 @@ pub mod loss;
 pub mod plots;
 mod progress;
 pub mod run;
+pub mod sampling;
 pub mod schedule;
 pub mod split;

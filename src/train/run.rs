@@ -25,8 +25,8 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -93,6 +93,46 @@ struct Validation {
     loss: f64,
     /// At the raw 0.5.
     metrics: TestMetrics,
+    /// Specificity at 0.5 of the negatives, and how many, by file-name family (`IM-…`,
+    /// `NORMAL2-IM-…`): the test set's shift sits in one family.
+    normals_by_family: BTreeMap<&'static str, (f64, usize)>,
+}
+
+/// A Kermany file's family: `NORMAL2-IM-…`, `IM-…`, `person…`, else `other`.
+fn family(path: &std::path::Path) -> &'static str {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if name.starts_with("NORMAL2-") {
+        "NORMAL2-IM"
+    } else if name.starts_with("IM-") {
+        "IM"
+    } else if name.starts_with("person") {
+        "person"
+    } else {
+        "other"
+    }
+}
+
+/// Per family of the negatives: (specificity at 0.5, how many).
+fn normals_by_family(
+    set: &PlaneSet,
+    scores: &[f32],
+    truth: &[bool],
+) -> BTreeMap<&'static str, (f64, usize)> {
+    let mut counts: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
+    for ((path, score), positive) in set.paths.iter().zip(scores).zip(truth) {
+        if !positive {
+            let entry = counts.entry(family(path)).or_default();
+            entry.0 += usize::from(*score < 0.5);
+            entry.1 += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(name, (right, total))| (name, (right as f64 / total.max(1) as f64, total)))
+        .collect()
 }
 
 impl Run<'_> {
@@ -109,10 +149,9 @@ impl Run<'_> {
         let (config, train) = (self.config, &self.data.train);
         let (epoch, size) = (state.epoch, config.image_size);
         let batches = train.planes.len().div_ceil(config.batch_size);
-        let mut order: Vec<usize> = (0..train.planes.len()).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(
-            config.seed.wrapping_add(epoch as u64),
-        ));
+        let order = config
+            .sampling
+            .epoch_order(&train.labels, config.seed.wrapping_add(epoch as u64));
         let bar = progress_bar(batches as u64, &format!("epoch {}", epoch + 1));
         let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         bar.set_position(state.batch as u64);
@@ -184,8 +223,8 @@ impl Run<'_> {
     }
 
     /// Scores the validation images with `model` (already without autodiff).
-    fn validate(&self, model: &DenseNet) -> anyhow::Result<Validation> {
-        let (size, val) = (self.config.image_size, &self.data.val);
+    fn validate(&self, model: &DenseNet, val: &PlaneSet) -> anyhow::Result<Validation> {
+        let size = self.config.image_size;
         let mut scores = Vec::with_capacity(val.planes.len());
         for chunk in val.planes.chunks(self.config.batch_size.max(1)) {
             let pixels: Vec<f32> = chunk
@@ -211,12 +250,42 @@ impl Run<'_> {
             .sum::<f64>()
             / scores.len().max(1) as f64;
         let metrics = summarise(&scores, &truth, 0.5);
+        let normals_by_family = normals_by_family(val, &scores, &truth);
         Ok(Validation {
             scores,
             truth,
             loss,
             metrics,
+            normals_by_family,
         })
+    }
+
+    /// Appends the epoch's validations to validation.jsonl.
+    fn log_validations(
+        &self,
+        epoch: usize,
+        clean: &Validation,
+        stressed: Option<&Validation>,
+    ) -> anyhow::Result<()> {
+        let summary = |v: &Validation| {
+            serde_json::json!({
+                "loss": v.loss,
+                "metrics_at_0.5": v.metrics,
+                "youden_threshold": youden_threshold(&v.scores, &v.truth),
+                "normal_specificity_by_family": v.normals_by_family,
+            })
+        };
+        let line = serde_json::json!({
+            "epoch": epoch,
+            "clean": summary(clean),
+            "stressed": stressed.map(summary),
+        });
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.files.validation_log())?;
+        writeln!(log, "{line}")?;
+        Ok(())
     }
 
     /// Appends the epoch to metrics.csv and redraws the training curves.
@@ -239,15 +308,17 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// `best.safetensors` and its card, with the validation's Youden threshold.
+    /// `best.safetensors` and its card, with the Youden threshold of `selection` (the stressed
+    /// validation when the run has one, else the clean one) and its metrics there.
     fn save_best(
         &self,
         model: &DenseNet,
-        validation: &Validation,
+        selection: &Validation,
         epoch: usize,
     ) -> anyhow::Result<()> {
         let (config, data) = (self.config, self.data);
-        let threshold = youden_threshold(&validation.scores, &validation.truth);
+        let (scores, truth) = (&selection.scores, &selection.truth);
+        let threshold = youden_threshold(scores, truth);
         let mut card = ModelCard::new(
             "pneumoscope-densenet",
             &config.model,
@@ -255,15 +326,20 @@ impl Run<'_> {
             config.image_size,
         );
         card.threshold = threshold;
-        card.metrics.validation = Some(summarise(&validation.scores, &validation.truth, threshold));
+        card.metrics.validation = Some(summarise(scores, truth, threshold));
         card.training.epochs = epoch as f32;
         card.training.data = format!(
             "{} ({} training images)",
             config.data.display(),
             data.train.planes.len()
         );
+        let selected_on = if data.stressed_val.is_some() {
+            "; epoch and threshold chosen on its stressed copy (intensity, contrast, gamma, crop, border)"
+        } else {
+            ""
+        };
         card.training.split = format!(
-            "validation: {} images, {}",
+            "validation: {} images, {}{selected_on}",
             data.val.planes.len(),
             data.split_note
         );
@@ -370,7 +446,22 @@ pub fn train(
         let train_loss = state.epoch_loss_sum / state.epoch_loss_count.max(1) as f64;
 
         let eval_model = model.valid();
-        let validation = run.validate(&eval_model)?;
+        let validation = run.validate(&eval_model, &data.val)?;
+        let stressed = match &data.stressed_val {
+            Some(set) => Some(run.validate(&eval_model, set)?),
+            None => None,
+        };
+        run.log_validations(epoch, &validation, stressed.as_ref())?;
+        if let Some(stressed) = &stressed {
+            let m = &stressed.metrics;
+            eprintln!(
+                "epoch {epoch}: stressed val AUC {:.4}, acc {:.4}, sens {:.4}, spec {:.4}; normals' specificity by family {:?}",
+                m.roc_auc, m.accuracy, m.sensitivity, m.specificity, stressed.normals_by_family
+            );
+        }
+        // The clean split is saturated: with a stressed copy, the best epoch and its threshold
+        // are chosen there.
+        let selection = stressed.as_ref().unwrap_or(&validation);
         let metrics = &validation.metrics;
         eprintln!(
             "epoch {epoch}: train loss {train_loss:.4}, val loss {:.4}, val AUC {:.4}, acc {:.4}, sens {:.4}, spec {:.4}, lr {:.2e}, {images_per_second:.2} img/s",
@@ -395,8 +486,8 @@ pub fn train(
         run.record(&record)?;
         on_epoch(&files, &record);
 
-        if early_stopping.observe(&mut state.best, epoch, metrics.roc_auc) {
-            run.save_best(&eval_model, &validation, epoch)?;
+        if early_stopping.observe(&mut state.best, epoch, selection.metrics.roc_auc) {
+            run.save_best(&eval_model, selection, epoch)?;
         }
         let rate = state.learning_rate;
         state.learning_rate = plateau.next_learning_rate(&mut state.plateau, validation.loss, rate);

@@ -25,25 +25,25 @@ pub fn gradients(device: &Device) -> Vec<f32> {
         &device,
     )
     .unwrap();
-    let x: Vec<f32> = (0..2 * 3 * 64 * 64)
+    let pixels: Vec<f32> = (0..2 * 3 * 64 * 64)
         .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
         .collect();
-    let x = Tensor::<4>::from_data(TensorData::new(x, [2, 3, 64, 64]), &device);
-    let loss = classification_loss(model.forward(x), &[0, 1], &[1.0, 1.0], &device);
+    let images = Tensor::<4>::from_data(TensorData::new(pixels, [2, 3, 64, 64]), &device);
+    let loss = classification_loss(model.forward(images), &[0, 1], &[1.0, 1.0], &device);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let g = grads
+    let gradient = grads
         .get::<2>(model.classifier.weight.id)
         .expect("classifier gradient");
-    g.into_data().try_to_vec().unwrap()
+    gradient.into_data().try_to_vec().unwrap()
 }
 
 /// One training step's classifier gradient on `device` equals flex's, within 1e-4 of its
 /// largest value.
 pub fn assert_same_training_gradients(device: &Device) {
-    let a = gradients(&Device::flex());
-    let b = gradients(device);
-    let scale = float::max_abs(&a);
-    let d = float::max_diff(&a, &b);
-    eprintln!("classifier gradient: max |Δ| {d:.2e} (max |g| {scale:.2e})");
-    assert!(d <= 1e-4 * scale.max(1.0), "max |Δgrad| = {d}");
+    let reference = gradients(&Device::flex());
+    let other = gradients(device);
+    let scale = float::max_abs(&reference);
+    let worst = float::max_diff(&reference, &other);
+    eprintln!("classifier gradient: max |Δ| {worst:.2e} (max |g| {scale:.2e})");
+    assert!(worst <= 1e-4 * scale.max(1.0), "max |Δgrad| = {worst}");
 }

@@ -41,10 +41,15 @@ pub struct Args {
     tracking: TrackingArgs,
 }
 
-fn line(name: &str, m: &TestMetrics) -> String {
+fn line(name: &str, metrics: &TestMetrics) -> String {
     format!(
         "{name:>5}: acc {:.4}  sens {:.4}  spec {:.4}  prec {:.4}  f1 {:.4}  auc {:.4}",
-        m.accuracy, m.sensitivity, m.specificity, m.precision, m.f1, m.roc_auc
+        metrics.accuracy,
+        metrics.sensitivity,
+        metrics.specificity,
+        metrics.precision,
+        metrics.f1,
+        metrics.roc_auc
     )
 }
 

@@ -134,8 +134,8 @@ struct Row {
 
 impl Row {
     /// The result is shown: the input passed the OOD check (or none ran) or the user asked.
-    fn shown(p: &Prediction, show_anyway: bool) -> bool {
-        show_anyway || !p.ood.refused()
+    fn shown(prediction: &Prediction, show_anyway: bool) -> bool {
+        show_anyway || !prediction.ood.refused()
     }
 }
 
@@ -211,18 +211,19 @@ fn analyse_batch(pipeline: &Pipeline, files: &[PathBuf], args: &Args, fixes: &[F
         .collect()
 }
 
-fn milliseconds(p: &Prediction) -> f64 {
-    p.timings.decode_ms + p.timings.inference_ms + p.timings.gradcam_ms + p.timings.ood_ms
+fn milliseconds(prediction: &Prediction) -> f64 {
+    let timings = &prediction.timings;
+    timings.decode_ms + timings.inference_ms + timings.gradcam_ms + timings.ood_ms
 }
 
 /// The refusal in words, with what the image looks like when a fix would make it pass.
-fn refusal(p: &Prediction) -> Option<String> {
+fn refusal(prediction: &Prediction) -> Option<String> {
     let OodCheck::Refused {
         distance,
         threshold,
         fix,
         uniform,
-    } = p.ood
+    } = prediction.ood
     else {
         return None;
     };

@@ -7,7 +7,7 @@ use pneumoscope::model::DenseNetConfig;
 use pneumoscope::train::augment::Augmentation;
 use pneumoscope::train::backend::TrainBackend;
 use pneumoscope::train::checkpoint::RunFiles;
-use pneumoscope::train::config::TrainConfig;
+use pneumoscope::train::config::{Recipe, TrainConfig};
 use pneumoscope::train::dataset::output_count;
 use pneumoscope::train::run::{STOP, train};
 use std::path::PathBuf;
@@ -73,6 +73,12 @@ pub struct Args {
     min_val_images: usize,
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
+    /// keras: the notebooks' augmentation and class-weighted loss, selection on the clean
+    /// validation. shift-robust: wide intensity / contrast / gamma jitter, crops and random
+    /// borders on both classes, class-balanced sampling, selection on a stressed copy of the
+    /// validation images (see docs/training.md).
+    #[arg(long, value_enum, default_value_t = Recipe::Keras)]
+    recipe: Recipe,
     /// Turn off augmentation (rotation ±15°, shift ±10 %, zoom ±10 %, flip, brightness 0.8–1.2).
     #[arg(long)]
     no_augment: bool,
@@ -188,13 +194,7 @@ fn fresh_config(args: &Args) -> anyhow::Result<TrainConfig> {
     } else {
         DenseNetConfig::from_depth(args.depth, outputs)?
     };
-    let mut augmentation = if args.no_augment {
-        Augmentation::none()
-    } else {
-        Augmentation::default()
-    };
-    augmentation.horizontal_flip &= !args.no_flip;
-    Ok(TrainConfig {
+    let mut config = TrainConfig {
         data,
         out: args.out.clone(),
         init: args.init.clone(),
@@ -210,10 +210,17 @@ fn fresh_config(args: &Args) -> anyhow::Result<TrainConfig> {
         val_fraction: args.val_fraction,
         min_val_images: args.min_val_images,
         seed: args.seed,
-        augmentation,
-        class_weights: !args.no_class_weights,
         frozen_epochs: args.frozen_epochs,
         checkpoint_minutes: args.checkpoint_minutes,
         limit: args.limit,
-    })
+        ..TrainConfig::default()
+    };
+    // The recipe first; the switches below turn parts of it off.
+    args.recipe.apply(&mut config);
+    if args.no_augment {
+        config.augmentation = Augmentation::none();
+    }
+    config.augmentation.horizontal_flip &= !args.no_flip;
+    config.class_weights &= !args.no_class_weights;
+    Ok(config)
 }
