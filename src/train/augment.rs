@@ -103,10 +103,6 @@ impl Augmentation {
     /// image.
     pub fn stress() -> Self {
         Self {
-            rotation_degrees: 0.0,
-            shift: 0.0,
-            zoom: 0.0,
-            horizontal_flip: false,
             brightness: (0.6, 1.4),
             contrast: (0.6, 1.4),
             gamma: (0.6, 1.7),
@@ -115,6 +111,7 @@ impl Augmentation {
                 probability: 1.0,
                 shrink: (0.6, 0.95),
             }),
+            ..Self::none()
         }
     }
 
