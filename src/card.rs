@@ -1,8 +1,11 @@
 //! The model card: the one source of truth for input size, normalisation, labels, threshold,
 //! interpretation bands and the measured metrics that travel with a set of weights.
 
+use crate::calibration::Calibration;
 use crate::model::DenseNetConfig;
+use crate::subgroups::FamilySpecificity;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModelCard {
@@ -15,8 +18,13 @@ pub struct ModelCard {
     /// Class names in output order; for two classes the single output is `labels[1]`'s logit.
     pub labels: Vec<String>,
     pub positive_label: String,
-    /// Decision threshold on the positive probability, chosen on validation data.
+    /// Decision threshold on the positive (shown, i.e. calibrated) probability: 0.5 for a
+    /// calibrated model, else chosen on validation data.
     pub threshold: f32,
+    /// The map from the model's raw probability to the one shown; absent on older cards and
+    /// uncalibrated models (then the raw probability is shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
     pub bands: Bands,
     pub training: Training,
     #[serde(default)]
@@ -158,6 +166,13 @@ pub struct Metrics {
     pub test: Option<TestMetrics>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<TestMetrics>,
+    /// The test normals' specificity by file-name family, at the card's threshold (the test
+    /// set's shift sits in the `NORMAL2-IM` family).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub test_normals_by_family: BTreeMap<String, FamilySpecificity>,
+    /// Expected calibration error of the shown probability on test (10 bins, class-balanced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_calibration_error: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -235,6 +250,7 @@ impl ModelCard {
             metrics: Metrics::default(),
             weights: WeightsInfo::default(),
             ood: None,
+            calibration: None,
         }
     }
 
@@ -256,6 +272,14 @@ impl ModelCard {
             .iter()
             .position(|l| *l == self.positive_label)
             .unwrap_or(self.labels.len() - 1)
+    }
+
+    /// The probabilities to show for the model's raw ones (the card's calibration, if any).
+    pub fn shown_probabilities(&self, raw: &[f32]) -> Vec<f32> {
+        match &self.calibration {
+            Some(calibration) => calibration.apply_to_row(raw, self.positive_index()),
+            None => raw.to_vec(),
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;
+pub mod calibration;
 pub mod card;
 pub mod decode;
 pub mod gradcam;
@@ -18,6 +19,7 @@ pub mod model;
 pub mod ood;
 pub mod predict;
 pub mod preprocess;
+pub mod subgroups;
 pub mod tensor_bytes;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;

@@ -151,7 +151,8 @@ impl Pipeline {
             let ood_ms = start.elapsed().as_secs_f64() * 1e3;
 
             let start = Instant::now();
-            let (label_index, probability) = self.decide(probabilities);
+            let probabilities = self.card.shown_probabilities(probabilities);
+            let (label_index, probability) = self.decide(&probabilities);
             // Binary heads have one logit (the positive class); otherwise explain the chosen class.
             let logit = if self.model.num_outputs() == 1 {
                 0
@@ -169,7 +170,7 @@ impl Pipeline {
                 probability,
                 label: self.card.labels[label_index].clone(),
                 band: self.card.bands.classify(probability),
-                probabilities: probabilities.to_vec(),
+                probabilities,
                 cam,
                 timings: Timings {
                     decode_ms: 0.0,
@@ -400,7 +401,8 @@ mod native {
                     let input = preprocess::batch_tensor(pixels, size, &self.device);
                     let scores = pollster::block_on(ForwardPass::run(&self.model, input).read())?;
                     for (probabilities, pooled) in scores.rows() {
-                        out.scores.push(probabilities[positive]);
+                        out.scores
+                            .push(self.card.shown_probabilities(probabilities)[positive]);
                         out.features.push(pooled.to_vec());
                     }
                     out.paths.extend(paths);

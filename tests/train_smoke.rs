@@ -196,3 +196,69 @@ fn shift_robust_recipe_selects_on_a_stressed_validation() {
     let first = std::fs::read_to_string(files(&again).validation_log()).unwrap();
     assert_eq!(first.lines().next(), log.lines().next());
 }
+
+/// `export` of a shift-robust run fits the calibration on the run's stressed validation before
+/// measuring test: the card records it with threshold 0.5, and the test metrics it records are
+/// those of the calibrated probability at 0.5 (re-measured here through `eval`'s path).
+#[test]
+fn export_of_a_shift_robust_run_is_calibrated_at_one_half() {
+    use pneumoscope::predict::Pipeline;
+    use pneumoscope::train::evaluate::evaluate;
+    use pneumoscope::train::export::{ExportRequest, export};
+    use pneumoscope::train::fit_ood::FitSettings;
+
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("robust-export");
+    let mut run_config = config(&dir, 1);
+    Recipe::ShiftRobust.apply(&mut run_config);
+    train(run_config, false, TrainBackend::Flex, |_, _| {}).unwrap();
+    let out = dir.join("release");
+    let test = common::data::test_data_dir();
+    let exported = export(
+        ExportRequest {
+            card: &files(&dir).best_card(),
+            test: &test,
+            out: &out,
+            version: "0.0.1-test",
+            recipe: None,
+            compute: None,
+            batch_size: 16,
+            ood_data: None,
+            ood: FitSettings {
+                components: 4,
+                ..FitSettings::default()
+            },
+        },
+        |_| {},
+    )
+    .unwrap();
+    let card = &exported.card;
+    let calibration = card.calibration.as_ref().expect("a calibrated card");
+    assert_eq!(card.threshold, 0.5);
+    assert!(calibration.slope.is_finite() && calibration.intercept.is_finite());
+    assert!(
+        calibration.fitted_on.contains("stressed validation"),
+        "{calibration:?}"
+    );
+    // (Its binned ECE need not fall on 17 images: Platt minimises the log loss, not the ECE.)
+    assert!(
+        (0.0..=1.0).contains(&calibration.ece_after),
+        "{calibration:?}"
+    );
+    // The test normals come in two file-name families (69 `IM-…`, 165 `NORMAL2-IM-…` in the
+    // official split).
+    let families = &card.metrics.test_normals_by_family;
+    assert_eq!(
+        families.keys().collect::<Vec<_>>(),
+        ["IM", "NORMAL2-IM"],
+        "{families:?}"
+    );
+    assert!(out.join("reliability.png").is_file());
+
+    // The shipped card, loaded as the app and the CLI load it, gives the recorded test metrics.
+    let device = burn::prelude::Device::flex();
+    let pipeline = Pipeline::from_card_file(&out.join("model-card.json"), &device).unwrap();
+    let again = evaluate(&pipeline, &test, 16, |_| {}).unwrap();
+    assert_eq!(Some(&again.metrics), card.metrics.test.as_ref());
+    assert!(again.scores.iter().all(|p| (0.0..=1.0).contains(p)));
+}

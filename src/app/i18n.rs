@@ -163,6 +163,8 @@ texts! {
     F1 => "F1", "F1";
     RocAuc => "ROC AUC", "ROC AUC";
     Threshold => "Decision threshold", "Seuil de décision";
+    Calibration => "Calibration", "Calibration";
+    Uncalibrated => "none: the model's raw probability is shown", "aucune : la probabilité brute du modèle est affichée";
     WeightsVersion => "Weights version", "Version des poids";
     WeightsHash => "Weights sha256", "sha256 des poids";
     NotStated => "not stated", "non indiqué";

@@ -52,6 +52,13 @@ pub fn ModelCardPanel() -> impl IntoView {
                 ),
                 None => text(T::OodUnavailable).to_string(),
             };
+            let calibration = match &card.calibration {
+                Some(c) => format!(
+                    "{}: p = σ({:.4} · logit(raw) + {:.4}); {}; ECE {:.3} → {:.3}",
+                    c.method, c.slope, c.intercept, c.fitted_on, c.ece_before, c.ece_after
+                ),
+                None => text(T::Uncalibrated).to_string(),
+            };
             let confusion = card.metrics.test.as_ref().map(|m| format!("confusion {:?} ({})", m.confusion, card.labels.join(" / ")));
             view! {
                 <dl>
@@ -63,6 +70,7 @@ pub fn ModelCardPanel() -> impl IntoView {
                     <dd data-testid="card-metrics">{metrics.unwrap_or_else(|| text(T::NoMetrics).to_string())}<br/>{confusion}</dd>
                     <dt>{text(T::OodCard)}</dt><dd data-testid="card-ood">{ood}</dd>
                     <dt>{text(T::Threshold)}</dt><dd>{format!("{:.4}", card.threshold)}</dd>
+                    <dt>{text(T::Calibration)}</dt><dd data-testid="card-calibration">{calibration}</dd>
                     <dt>{text(T::WeightsVersion)}</dt><dd>{format!("{} {} ({}, {}, {:.1} MB)", card.name, card.version, card.weights.format, card.weights.dtype, card.weights.bytes as f64 / 1e6)}</dd>
                     <dt>{text(T::WeightsHash)}</dt><dd><code class="hash">{or_not_stated(&card.weights.sha256, missing)}</code></dd>
                 </dl>

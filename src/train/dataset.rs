@@ -24,8 +24,19 @@ pub struct TrainingData {
     pub stressed_val: Option<PlaneSet>,
 }
 
-/// Decodes, splits and records the run's images.
-pub fn load(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<TrainingData> {
+/// The run's images decoded and split, before anything is recorded.
+pub struct Split {
+    pub classes: Vec<String>,
+    /// How validation was chosen, in words.
+    pub note: String,
+    pub train: PlaneSet,
+    pub val: PlaneSet,
+}
+
+/// Decodes the run's images at its input size and splits them: `DIR/val` when it has at least
+/// `min_val_images`, else a patient-grouped, stratified share of train (seeded, so the same run
+/// config always gives the same split).
+pub fn decode_and_split(config: &TrainConfig) -> anyhow::Result<Split> {
     let folder = scan(&train_root(&config.data))?;
     let samples = limited(folder.samples.clone(), config.limit, config.seed);
     let bar = progress_bar(samples.len() as u64, "decode");
@@ -39,40 +50,56 @@ pub fn load(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<TrainingDa
     } else {
         None
     };
-    let (train, val, split_note) =
-        match official_val.filter(|v| v.samples.len() >= config.min_val_images) {
-            Some(v) => {
-                let val = decode_all(&v.samples, config.image_size, || {});
-                report_skipped(&val.skipped, val.planes.len())?;
-                (
-                    all,
-                    val,
-                    format!(
-                        "official {} ({} images)",
-                        val_dir.display(),
-                        v.samples.len()
-                    ),
-                )
-            }
-            None => {
-                let val_idx = split::grouped_stratified(
-                    &all.labels,
-                    &all.patients,
-                    config.val_fraction,
-                    config.seed,
-                );
-                let (train, val) = partition(all, &val_idx);
-                let note = format!(
-                    "{:.0}% of train, stratified by class, grouped by patient, seed {}",
-                    config.val_fraction * 100.0,
-                    config.seed
-                );
-                (train, val, note)
-            }
-        };
+    let (train, val, note) = match official_val.filter(|v| v.samples.len() >= config.min_val_images)
+    {
+        Some(v) => {
+            let val = decode_all(&v.samples, config.image_size, || {});
+            report_skipped(&val.skipped, val.planes.len())?;
+            (
+                all,
+                val,
+                format!(
+                    "official {} ({} images)",
+                    val_dir.display(),
+                    v.samples.len()
+                ),
+            )
+        }
+        None => {
+            let val_idx = split::grouped_stratified(
+                &all.labels,
+                &all.patients,
+                config.val_fraction,
+                config.seed,
+            );
+            let (train, val) = partition(all, &val_idx);
+            let note = format!(
+                "{:.0}% of train, stratified by class, grouped by patient, seed {}",
+                config.val_fraction * 100.0,
+                config.seed
+            );
+            (train, val, note)
+        }
+    };
+    Ok(Split {
+        classes: folder.classes,
+        note,
+        train,
+        val,
+    })
+}
+
+/// Decodes, splits and records the run's images.
+pub fn load(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<TrainingData> {
+    let Split {
+        classes,
+        note: split_note,
+        train,
+        val,
+    } = decode_and_split(config)?;
     let record = serde_json::json!({
         "split": split_note,
-        "classes": folder.classes,
+        "classes": classes,
         "train_images": train.planes.len(),
         "validation_images": val.planes.len(),
         "validation_files": val.paths.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy()).collect::<Vec<_>>(),
@@ -90,7 +117,7 @@ pub fn load(config: &TrainConfig, files: &RunFiles) -> anyhow::Result<TrainingDa
         .stressed_validation
         .then(|| stressed_copy(&val, config.seed));
     Ok(TrainingData {
-        classes: folder.classes,
+        classes,
         train,
         val,
         split_note,

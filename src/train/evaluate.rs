@@ -3,10 +3,12 @@
 
 use super::data::scan;
 use super::plots;
+use crate::calibration::{expected_calibration_error, reliability};
 use crate::card::{ModelCard, TestMetrics};
 use crate::metrics::{roc_curve, summarise};
 use crate::predict::Pipeline;
-use std::collections::HashMap;
+use crate::subgroups::{FamilySpecificity, normals_by_family};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,10 @@ pub struct Evaluation {
     pub scores: Vec<f32>,
     /// Whether each image is of the positive class, in `scores` order.
     pub truth: Vec<bool>,
+    /// The negatives' specificity by file-name family, at the card's threshold.
+    pub normals_by_family: BTreeMap<String, FamilySpecificity>,
+    /// Expected calibration error of the scores (10 bins, class-balanced).
+    pub calibration_error: f64,
 }
 
 /// Scores every image of `data` (`DIR/{CLASS}/*`), `batch` per forward pass; unreadable files are
@@ -53,8 +59,11 @@ pub fn evaluate(
         .iter()
         .map(|p| label_of[p] == positive)
         .collect();
+    let threshold = pipeline.card.threshold;
     Ok(Evaluation {
-        metrics: summarise(&scored.scores, &truth, pipeline.card.threshold),
+        metrics: summarise(&scored.scores, &truth, threshold),
+        normals_by_family: normals_by_family(&scored.paths, &scored.scores, &truth, threshold),
+        calibration_error: expected_calibration_error(&scored.scores, &truth),
         scores: scored.scores,
         truth,
     })
@@ -111,7 +120,7 @@ pub fn classification_report(metrics: &TestMetrics, labels: &[String], threshold
     out
 }
 
-/// `confusion_matrix.png` and `roc.png` of a measured model, into `out`.
+/// `confusion_matrix.png`, `roc.png` and `reliability.png` of a measured model, into `out`.
 pub fn write_plots(out: &Path, evaluation: &Evaluation, card: &ModelCard) -> anyhow::Result<()> {
     let metrics = &evaluation.metrics;
     plots::confusion_matrix(
@@ -130,11 +139,16 @@ pub fn write_plots(out: &Path, evaluation: &Evaluation, card: &ModelCard) -> any
         operating_point,
         card.threshold,
         &out.join("roc.png"),
+    )?;
+    plots::reliability(
+        &reliability(&evaluation.scores, &evaluation.truth, 10),
+        evaluation.calibration_error,
+        &out.join("reliability.png"),
     )
 }
 
 /// `pneumoscope eval`: measures the weights `card_path` names on the labelled folder `data` and
-/// writes report.json, classification_report.txt, confusion_matrix.png and roc.png into `out`.
+/// writes report.json, classification_report.txt, confusion_matrix.png, roc.png and reliability.png into `out`.
 /// Returns the classification report.
 pub fn evaluate_card(
     card_path: &Path,
@@ -151,6 +165,8 @@ pub fn evaluate_card(
     std::fs::create_dir_all(out)?;
     let json = serde_json::json!({
         "card": card_path, "data": data, "threshold": card.threshold, "metrics": evaluation.metrics,
+        "normals_by_family": evaluation.normals_by_family,
+        "calibration_error": evaluation.calibration_error,
     });
     std::fs::write(
         out.join("report.json"),

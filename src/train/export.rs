@@ -2,6 +2,7 @@
 //! official test folder (f32 and int8), with OOD statistics fitted for the int8 model, a card
 //! that records all of it, the classification report, quantization figures and plots.
 
+use super::calibrate::fit_on_stressed_validation;
 use super::evaluate::{Evaluation, classification_report, evaluate, write_plots};
 use super::fit_ood::{FitSettings, data_root, fit_and_record};
 use crate::card::{ModelCard, WeightsInfo};
@@ -47,8 +48,23 @@ pub struct Exported {
 
 pub fn export(request: ExportRequest, mut progress: impl FnMut(usize)) -> anyhow::Result<Exported> {
     let device = Device::flex();
-    let f32_pipeline = Pipeline::from_card_file(request.card, &device)?;
+    let mut f32_pipeline = Pipeline::from_card_file(request.card, &device)?;
     let int8 = codec::encode(&f32_pipeline.model, codec::Precision::Int8);
+    // The int8 model is the one that ships: its raw scores on the run's stressed validation fix
+    // the calibration (and so the 0.5 threshold) before test is looked at.
+    let mut raw_card = f32_pipeline.card.clone();
+    raw_card.weights.sha256.clear(); // the f32 file's, if any; these are the int8 bytes
+    let uncalibrated = Pipeline::load(raw_card, &int8, &device)?;
+    if let Some(calibration) =
+        fit_on_stressed_validation(request.card, &uncalibrated, request.batch_size)?
+    {
+        eprintln!(
+            "calibration (Platt, on the stressed validation): slope {:.4}, intercept {:.4}; ECE {:.4} → {:.4}",
+            calibration.slope, calibration.intercept, calibration.ece_before, calibration.ece_after
+        );
+        f32_pipeline.card.calibration = Some(calibration);
+        f32_pipeline.card.threshold = 0.5;
+    }
     let mut card: ModelCard = f32_pipeline.card.clone();
     card.version = request.version.to_string();
     let weights_file = format!(
@@ -91,6 +107,8 @@ pub fn export(request: ExportRequest, mut progress: impl FnMut(usize)) -> anyhow
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
     card.metrics.test = Some(int8_evaluation.metrics.clone());
+    card.metrics.test_normals_by_family = int8_evaluation.normals_by_family.clone();
+    card.metrics.test_calibration_error = Some(int8_evaluation.calibration_error);
 
     let out = request.out;
     std::fs::create_dir_all(out)?;
@@ -116,6 +134,10 @@ pub fn export(request: ExportRequest, mut progress: impl FnMut(usize)) -> anyhow
     let quantization = serde_json::json!({
         "f32": f32.metrics,
         "int8": int8_evaluation.metrics,
+        "f32_normals_by_family": f32.normals_by_family,
+        "int8_normals_by_family": int8_evaluation.normals_by_family,
+        "f32_calibration_error": f32.calibration_error,
+        "int8_calibration_error": int8_evaluation.calibration_error,
         "max_abs_probability_change": max_change,
         "bytes_int8": int8.len(),
     });
@@ -137,6 +159,7 @@ pub fn export(request: ExportRequest, mut progress: impl FnMut(usize)) -> anyhow
         "quantization.json",
         "confusion_matrix.png",
         "roc.png",
+        "reliability.png",
     ]
     .map(|name| out.join(name))
     .to_vec();

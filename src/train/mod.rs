@@ -4,6 +4,7 @@
 
 pub mod augment;
 pub mod backend;
+pub mod calibrate;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -18,4 +19,5 @@ mod progress;
 pub mod run;
 pub mod sampling;
 pub mod schedule;
+pub mod scoring;
 pub mod split;

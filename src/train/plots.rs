@@ -3,6 +3,7 @@
 //! (DejaVu Sans), so they look the same on a machine without fonts.
 
 use super::history::EpochRecord;
+use crate::calibration::ReliabilityBin;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -275,6 +276,56 @@ pub fn roc(
             .border_style(BLACK)
             .background_style(WHITE)
             .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+/// A reliability diagram: per bin of the predicted probability, the observed share of
+/// positives (class-balanced, see [`crate::calibration::reliability`]) against the diagonal of
+/// a perfectly calibrated model; the caption gives the expected calibration error.
+pub fn reliability(bins: &[ReliabilityBin], ece: f64, path: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !bins.is_empty(),
+        "a reliability diagram needs scored images"
+    );
+    render(path, (560, 540), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("Reliability (ECE {ece:.3})"), (FONT, 22))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("predicted probability (bin mean)")
+            .y_desc("observed share of positives")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))
+            .map_err(err)?;
+        chart
+            .draw_series(bins.iter().map(|bin| {
+                Rectangle::new(
+                    [(bin.low as f64, 0.0), (bin.high as f64, bin.observed)],
+                    BLUE.mix(0.25).filled(),
+                )
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                bins.iter().map(|bin| (bin.predicted, bin.observed)),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(
+                bins.iter()
+                    .map(|bin| Circle::new((bin.predicted, bin.observed), 4, BLUE.filled())),
+            )
             .map_err(err)?;
         Ok(())
     })

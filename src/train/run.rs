@@ -13,11 +13,12 @@ use super::loss::classification_loss;
 use super::plots;
 use super::progress::progress_bar;
 use super::schedule::{EarlyStopping, Plateau};
+use super::scoring::positive_scores;
 use crate::card::{ModelCard, Normalisation, TestMetrics, WeightsInfo};
 use crate::metrics::{summarise, youden_threshold};
 use crate::model::DenseNet;
-use crate::predict::ForwardPass;
 use crate::preprocess::{batch_tensor, gray_to_chw};
+use crate::subgroups::{FamilySpecificity, describe, normals_by_family};
 use crate::weights::codec::{self, Precision};
 use anyhow::Context;
 use burn::module::Module;
@@ -95,44 +96,7 @@ struct Validation {
     metrics: TestMetrics,
     /// Specificity at 0.5 of the negatives, and how many, by file-name family (`IM-…`,
     /// `NORMAL2-IM-…`): the test set's shift sits in one family.
-    normals_by_family: BTreeMap<&'static str, (f64, usize)>,
-}
-
-/// A Kermany file's family: `NORMAL2-IM-…`, `IM-…`, `person…`, else `other`.
-fn family(path: &std::path::Path) -> &'static str {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    if name.starts_with("NORMAL2-") {
-        "NORMAL2-IM"
-    } else if name.starts_with("IM-") {
-        "IM"
-    } else if name.starts_with("person") {
-        "person"
-    } else {
-        "other"
-    }
-}
-
-/// Per family of the negatives: (specificity at 0.5, how many).
-fn normals_by_family(
-    set: &PlaneSet,
-    scores: &[f32],
-    truth: &[bool],
-) -> BTreeMap<&'static str, (f64, usize)> {
-    let mut counts: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
-    for ((path, score), positive) in set.paths.iter().zip(scores).zip(truth) {
-        if !positive {
-            let entry = counts.entry(family(path)).or_default();
-            entry.0 += usize::from(*score < 0.5);
-            entry.1 += 1;
-        }
-    }
-    counts
-        .into_iter()
-        .map(|(name, (right, total))| (name, (right as f64 / total.max(1) as f64, total)))
-        .collect()
+    normals_by_family: BTreeMap<String, FamilySpecificity>,
 }
 
 impl Run<'_> {
@@ -224,24 +188,14 @@ impl Run<'_> {
 
     /// Scores the validation images with `model` (already without autodiff).
     fn validate(&self, model: &DenseNet, val: &PlaneSet) -> anyhow::Result<Validation> {
-        let size = self.config.image_size;
-        let mut scores = Vec::with_capacity(val.planes.len());
-        for chunk in val.planes.chunks(self.config.batch_size.max(1)) {
-            let pixels: Vec<f32> = chunk
-                .iter()
-                .flat_map(|plane| {
-                    let gray: Vec<f32> = plane.iter().map(|v| *v as f32 / 255.0).collect();
-                    gray_to_chw(&gray, &self.norm)
-                })
-                .collect();
-            let input = batch_tensor(pixels, size, &self.val_device);
-            let batch = pollster::block_on(ForwardPass::run(model, input).read())?;
-            scores.extend(
-                batch
-                    .rows()
-                    .map(|(probabilities, _)| probabilities[self.positive]),
-            );
-        }
+        let scores = positive_scores(
+            model,
+            val,
+            &self.norm,
+            self.config.batch_size,
+            self.positive,
+            &self.val_device,
+        )?;
         let truth: Vec<bool> = val.labels.iter().map(|&l| l == self.positive).collect();
         let loss = scores
             .iter()
@@ -250,7 +204,7 @@ impl Run<'_> {
             .sum::<f64>()
             / scores.len().max(1) as f64;
         let metrics = summarise(&scores, &truth, 0.5);
-        let normals_by_family = normals_by_family(val, &scores, &truth);
+        let normals_by_family = normals_by_family(&val.paths, &scores, &truth, 0.5);
         Ok(Validation {
             scores,
             truth,
@@ -455,8 +409,12 @@ pub fn train(
         if let Some(stressed) = &stressed {
             let m = &stressed.metrics;
             eprintln!(
-                "epoch {epoch}: stressed val AUC {:.4}, acc {:.4}, sens {:.4}, spec {:.4}; normals' specificity by family {:?}",
-                m.roc_auc, m.accuracy, m.sensitivity, m.specificity, stressed.normals_by_family
+                "epoch {epoch}: stressed val AUC {:.4}, acc {:.4}, sens {:.4}, spec {:.4}; normals' specificity by family: {}",
+                m.roc_auc,
+                m.accuracy,
+                m.sensitivity,
+                m.specificity,
+                describe(&stressed.normals_by_family)
             );
         }
         // The clean split is saturated: with a stressed copy, the best epoch and its threshold

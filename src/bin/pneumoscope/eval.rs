@@ -39,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.finish_and_clear();
     print!("{report}");
     eprintln!(
-        "wrote report.json, classification_report.txt, confusion_matrix.png and roc.png to {}",
+        "wrote report.json, classification_report.txt, confusion_matrix.png, roc.png and reliability.png to {}",
         out.display()
     );
     Ok(())

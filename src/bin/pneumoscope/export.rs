@@ -5,6 +5,7 @@ use crate::options::OodArgs;
 use crate::tracking::{self, TrackingArgs, warn_on_error};
 use indicatif::ProgressBar;
 use pneumoscope::card::TestMetrics;
+use pneumoscope::subgroups::describe;
 use pneumoscope::train::export::{ExportRequest, Exported, export};
 use std::path::{Path, PathBuf};
 
@@ -75,9 +76,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         exported.f32.scores.len(),
         exported.max_change,
     );
+    println!(
+        "int8: normals' specificity by family: {}; calibration error (ECE) {:.4}",
+        describe(&exported.int8.normals_by_family),
+        exported.int8.calibration_error
+    );
     log_to_mlflow(&args, &exported)?;
     eprintln!(
-        "wrote {} ({} bytes), {}, model-card.json, classification_report.txt, quantization.json, confusion_matrix.png and roc.png to {}",
+        "wrote {} ({} bytes), {}, model-card.json, classification_report.txt, quantization.json, confusion_matrix.png, roc.png and reliability.png to {}",
         exported.weights_file,
         exported.weights_bytes,
         exported
