@@ -300,7 +300,7 @@ pub fn reliability(bins: &[ReliabilityBin], ece: f64, path: &Path) -> anyhow::Re
         chart
             .configure_mesh()
             .x_desc("predicted probability (bin mean)")
-            .y_desc("observed share of positives")
+            .y_desc("observed share of positives (class-balanced)")
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
