@@ -4,6 +4,7 @@
 
 use super::history::EpochRecord;
 use crate::calibration::ReliabilityBin;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -228,6 +229,35 @@ pub fn confusion_matrix(
     })
 }
 
+/// A chart over [0, 1]² with its caption, labelled axes and the grey diagonal (chance for an
+/// ROC curve, perfect calibration for a reliability diagram).
+fn unit_square<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    x_desc: &str,
+    y_desc: &str,
+) -> anyhow::Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>>
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, (FONT, 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))
+        .map_err(err)?;
+    Ok(chart)
+}
+
 /// The ROC curve (false-positive rate, true-positive rate) with its AUC, the chance diagonal and
 /// the operating point at the model's threshold.
 pub fn roc(
@@ -239,23 +269,12 @@ pub fn roc(
 ) -> anyhow::Result<()> {
     anyhow::ensure!(points.len() >= 2, "an ROC curve needs both classes");
     render(path, (560, 540), |root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(format!("ROC curve (AUC {auc:.3})"), (FONT, 22))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(52)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("false-positive rate (1 − specificity)")
-            .y_desc("true-positive rate (sensitivity)")
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))
-            .map_err(err)?;
+        let mut chart = unit_square(
+            &root,
+            &format!("ROC curve (AUC {auc:.3})"),
+            "false-positive rate (1 − specificity)",
+            "true-positive rate (sensitivity)",
+        )?;
         chart
             .draw_series(LineSeries::new(
                 points.iter().copied(),
@@ -290,23 +309,12 @@ pub fn reliability(bins: &[ReliabilityBin], ece: f64, path: &Path) -> anyhow::Re
         "a reliability diagram needs scored images"
     );
     render(path, (560, 540), |root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(format!("Reliability (ECE {ece:.3})"), (FONT, 22))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(52)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("predicted probability (bin mean)")
-            .y_desc("observed share of positives (class-balanced)")
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))
-            .map_err(err)?;
+        let mut chart = unit_square(
+            &root,
+            &format!("Reliability (ECE {ece:.3})"),
+            "predicted probability (bin mean)",
+            "observed share of positives (class-balanced)",
+        )?;
         chart
             .draw_series(bins.iter().map(|bin| {
                 Rectangle::new(
