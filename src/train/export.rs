@@ -54,6 +54,7 @@ pub fn export(request: ExportRequest, mut progress: impl FnMut(usize)) -> anyhow
     // the calibration (and so the 0.5 threshold) before test is looked at.
     let mut raw_card = f32_pipeline.card.clone();
     raw_card.weights.sha256.clear(); // the f32 file's, if any; these are the int8 bytes
+    raw_card.calibration = None; // a card that is already calibrated is fitted afresh from raw
     let uncalibrated = Pipeline::load(raw_card, &int8, &device)?;
     if let Some(calibration) =
         fit_on_stressed_validation(request.card, &uncalibrated, request.batch_size)?
