@@ -2,16 +2,18 @@
 //! libtorch`) vs PyTorch CPU, same DenseNet121 step (forward + backward + Adam, batch 16, random
 //! data), measured in the same run.
 //!
-//!   cargo bench --bench train_step [-- --sizes 224,128 --batch 16 --steps 3 --backend flex,libtorch]
+//!   cargo bench --bench train_step [-- --sizes 224,128 --batch 16 --steps 3 --backend flex,flex-generic,libtorch]
 //!
 //! Prints images/s for each backend and PyTorch, and the ratio (ours / PyTorch; ≥ 1.0 means we
-//! are faster). `--backend` defaults to every backend this build has. PyTorch is the `python3`
-//! on PATH (`pip install torch torchvision`); without it only our rows print.
+//! are faster). `flex-generic` is flex with our training kernels switched off (burn's generic
+//! ops: the "before" row). `--backend` defaults to every backend this build has, plus
+//! flex-generic. PyTorch is the `python3` on PATH (`pip install torch torchvision`); without it
+//! only our rows print.
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use clap::ValueEnum;
-use pneumoscope::model::DenseNetConfig;
+use pneumoscope::model::{DenseNetConfig, flex_training};
 use pneumoscope::train::backend::TrainBackend;
 use pneumoscope::train::loss::classification_loss;
 use std::process::Command;
@@ -30,8 +32,38 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-fn ours(backend: TrainBackend, size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
-    let device = backend.device().expect("backend").autodiff();
+/// A row of the table: a backend, and for flex whether our training kernels are on.
+#[derive(Clone, Copy)]
+struct Row {
+    backend: TrainBackend,
+    kernels: bool,
+}
+
+impl Row {
+    fn parse(name: &str) -> Row {
+        match name {
+            "flex-generic" => Row {
+                backend: TrainBackend::Flex,
+                kernels: false,
+            },
+            other => Row {
+                backend: TrainBackend::from_str(other, true)
+                    .expect("backend: flex, flex-generic, libtorch or wgpu"),
+                kernels: true,
+            },
+        }
+    }
+    fn name(&self) -> String {
+        match (self.backend, self.kernels) {
+            (TrainBackend::Flex, false) => "flex-generic".into(),
+            (backend, _) => format!("{backend:?}").to_lowercase(),
+        }
+    }
+}
+
+fn ours(row: Row, size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
+    flex_training::set_enabled(row.kernels);
+    let device = row.backend.device().expect("backend").autodiff();
     let mut model = DenseNetConfig::densenet121(1).init(&device);
     let mut optim = AdamConfig::new().init();
     let x = Tensor::<4>::random(
@@ -74,18 +106,17 @@ fn main() {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let all = TrainBackend::cpu_backends();
-    let all = all
+    let mut all: Vec<String> = TrainBackend::cpu_backends()
         .iter()
         .map(|b| format!("{b:?}").to_lowercase())
-        .collect::<Vec<_>>()
-        .join(",");
-    let backends: Vec<TrainBackend> = arg("--backend", &all)
+        .collect();
+    all.insert(1, "flex-generic".into());
+    let backends: Vec<Row> = arg("--backend", &all.join(","))
         .split(',')
-        .map(|s| TrainBackend::from_str(s, true).expect("backend: flex, libtorch or wgpu"))
+        .map(Row::parse)
         .collect();
     for b in &backends {
-        if let Err(e) = b.device() {
+        if let Err(e) = b.backend.device() {
             panic!("{e}");
         }
     }
@@ -121,15 +152,15 @@ fn main() {
         "DenseNet121 training step (forward+backward+Adam), batch {batch}, {threads} threads, median of {steps} after warm-up"
     );
     println!(
-        "{:>6} | {:>9} | {:>22} | {:>22} | {:>8}",
+        "{:>6} | {:>12} | {:>22} | {:>22} | {:>8}",
         "size", "backend", "ours img/s (min–max s)", "PyTorch img/s (min–max s)", "ratio"
     );
     for size in sizes {
         let peer = torch_rows
             .iter()
             .find(|r| r["size"].as_u64() == Some(size as u64));
-        for &backend in &backends {
-            let (med, min, max) = ours(backend, size, batch, steps);
+        for &row in &backends {
+            let (med, min, max) = ours(row, size, batch, steps);
             let ours_ips = batch as f64 / med;
             let (peer_text, ratio) = match peer {
                 Some(r) => {
@@ -145,9 +176,9 @@ fn main() {
                 }
                 None => ("n/a".into(), "n/a".into()),
             };
-            let name = format!("{backend:?}").to_lowercase();
+            let name = row.name();
             println!(
-                "{size:>6} | {name:>9} | {:>22} | {:>22} | {:>8}",
+                "{size:>6} | {name:>12} | {:>22} | {:>22} | {:>8}",
                 format!("{ours_ips:.2} ({min:.2}–{max:.2})"),
                 peer_text,
                 ratio

@@ -12,6 +12,9 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 mod cpu_kernels;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod flex_training;
+mod kernels;
 
 /// Architecture hyper-parameters; `densenet121()` is torchvision's default.
 #[derive(Config, Debug, PartialEq)]
@@ -144,11 +147,11 @@ fn conv(
 /// Batch norm as a per-channel affine map when no gradient can be taken (inference): the scale
 /// `γ / √(σ² + ε)` and shift `β − μ · scale` are computed on the `[C]` vectors, so the feature map
 /// is touched by one multiply and one add instead of burn's default four passes (subtract, divide,
-/// multiply, add). Training (an autodiff device) keeps burn's own `BatchNorm::forward`. Same
-/// result up to f32 rounding.
+/// multiply, add). Same result up to f32 rounding. Training on flex takes our fused kernel
+/// ([`flex_training`]), training elsewhere burn's own `BatchNorm::forward`.
 fn norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     if x.is_autodiff() {
-        return bn.forward(x);
+        return train_norm(bn, x, false);
     }
     let channels = bn.gamma.shape().dims::<1>()[0];
     let var = bn.running_var.value();
@@ -163,7 +166,39 @@ fn norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
 
 /// [`norm`] then ReLU (every batch norm of DenseNet but the last).
 fn norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if x.is_autodiff() {
+        return train_norm(bn, x, true);
+    }
     relu(norm(bn, x))
+}
+
+/// Batch norm (then ReLU when `relu`) on an autodiff device.
+fn train_norm(bn: &BatchNorm, x: Tensor<4>, with_relu: bool) -> Tensor<4> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if flex_training::applies(&x) && bn.training.is_enabled() {
+        return flex_training::batch_norm(bn, x, with_relu);
+    }
+    let y = bn.forward(x);
+    if with_relu { relu(y) } else { y }
+}
+
+/// `conv` (no bias, square kernel, `stride` and `padding` as it was built with) on `x`: our CPU
+/// kernels on flex (`inference` names the inference kernel for this geometry, if any), burn's
+/// op elsewhere.
+fn convolve(
+    conv: &Conv2d,
+    x: Tensor<4>,
+    (stride, padding): (usize, usize),
+    inference: Option<fn(Tensor<4>, Tensor<4>) -> Tensor<4>>,
+) -> Tensor<4> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if flex_training::applies(&x) {
+        return flex_training::conv2d(x, conv.weight.val(), stride, padding);
+    }
+    match inference {
+        Some(kernel) if cpu_kernels::applies(&x) => kernel(x, conv.weight.val()),
+        _ => conv.forward(x),
+    }
 }
 
 fn batch_norm(features: usize, device: &Device) -> BatchNorm {
@@ -193,13 +228,9 @@ impl DenseLayer {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv1.forward(norm_relu(&self.norm1, x));
+        let x = convolve(&self.conv1, norm_relu(&self.norm1, x), (1, 0), None);
         let x = norm_relu(&self.norm2, x);
-        if cpu_kernels::applies(&x) {
-            cpu_kernels::conv3x3(x, self.conv2.weight.val())
-        } else {
-            self.conv2.forward(x)
-        }
+        convolve(&self.conv2, x, (1, 1), Some(cpu_kernels::conv3x3))
     }
 }
 
@@ -254,7 +285,7 @@ impl Transition {
         } else {
             self.pool.forward(x)
         };
-        self.conv.forward(x)
+        convolve(&self.conv, x, (1, 0), None)
     }
 }
 
@@ -270,11 +301,12 @@ pub struct Features {
 
 impl Features {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = if cpu_kernels::applies(&x) {
-            cpu_kernels::conv_im2col(x, self.conv0.weight.val(), STEM_STRIDE, STEM_PADDING)
-        } else {
-            self.conv0.forward(x)
-        };
+        let x = convolve(
+            &self.conv0,
+            x,
+            (STEM_STRIDE, STEM_PADDING),
+            Some(|x, weight| cpu_kernels::conv_im2col(x, weight, STEM_STRIDE, STEM_PADDING)),
+        );
         let x = norm_relu(&self.norm0, x);
         let mut x = if cpu_kernels::applies(&x) {
             cpu_kernels::max_pool_3x3_s2(x)

@@ -17,6 +17,7 @@
 //!   max pooling computes argmax indices even when nobody asks and both walk each window with
 //!   bounds checks per element; here, row-wise passes that vectorise. Same result exactly.
 
+use super::kernels::{self, Geometry, for_each_chunk};
 use burn::prelude::*;
 
 /// Whether these kernels may replace burn's ops for this input.
@@ -34,52 +35,17 @@ pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
         weight.dims(),
         x.dims()
     );
-    // Row (tap · C_out + o) holds weight[o, :, ky, kx], tap = 3·ky + kx.
-    let taps = weight
-        .permute([2, 3, 0, 1])
-        .reshape([9 * c_out, c_in])
-        .into_data();
-    let taps = taps.as_slice::<f32>().expect("f32 weights");
-    let plane = h * w;
+    let weight = weight.into_data();
+    let taps = kernels::conv3x3_taps(
+        weight.as_slice::<f32>().expect("f32 weights"),
+        c_out,
+        c_in,
+        false,
+    );
+    let parallelism = kernels::gemm_parallelism(batch);
     map_blocks(x, batch, [batch, c_out, h, w], |x, out| {
-        let mut product = vec![0.0f32; 9 * c_out * plane];
-        matmul_into(
-            &mut product,
-            plane,
-            taps,
-            x,
-            (9 * c_out, c_in, plane),
-            gemm_parallelism(batch),
-        );
-        for (o, out) in out.chunks_exact_mut(plane).enumerate() {
-            for tap in 0..9 {
-                let source = &product[(tap * c_out + o) * plane..][..plane];
-                add_shifted(
-                    out,
-                    source,
-                    (h, w),
-                    (tap / 3) as isize - 1,
-                    (tap % 3) as isize - 1,
-                );
-            }
-        }
+        kernels::conv3x3_image(&taps, x, out, (c_in, c_out, h, w), parallelism)
     })
-}
-
-/// `out[y][x] += source[y + dy][x + dx]` wherever the source pixel lies inside the image (the
-/// convolution's zero padding is what lies outside).
-fn add_shifted(out: &mut [f32], source: &[f32], (h, w): (usize, usize), dy: isize, dx: isize) {
-    let rows = (-dy).max(0) as usize..(h as isize - dy).min(h as isize) as usize;
-    let cols = (-dx).max(0) as usize..(w as isize - dx).min(w as isize) as usize;
-    for y in rows {
-        let from = ((y as isize + dy) as usize) * w;
-        let out_row = &mut out[y * w + cols.start..y * w + cols.end];
-        let source_row =
-            &source[(from as isize + cols.start as isize + dx) as usize..][..out_row.len()];
-        for (o, s) in out_row.iter_mut().zip(source_row) {
-            *o += s;
-        }
-    }
 }
 
 /// `x` `[B, C_in, H, W]` convolved with `weight` `[C_out, C_in, kh, kw]` at `stride`, with
@@ -88,103 +54,26 @@ pub fn conv_im2col(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: usiz
     let [batch, c_in, h, w] = x.dims();
     let [c_out, weight_in, kh, kw] = weight.dims();
     assert!(
-        weight_in == c_in && h + 2 * padding >= kh && w + 2 * padding >= kw,
+        weight_in == c_in && kh == kw && h + 2 * padding >= kh && w + 2 * padding >= kw,
         "conv_im2col: weight {:?} for input {:?}",
         weight.dims(),
         x.dims()
     );
-    let (out_h, out_w) = (
-        (h + 2 * padding - kh) / stride + 1,
-        (w + 2 * padding - kw) / stride + 1,
-    );
-    let k = c_in * kh * kw;
-    // Row o: weight[o] flattened as (channel, ky, kx), the order of the im2col rows below.
-    let weights = weight.reshape([c_out, k]).into_data();
-    let weights = weights.as_slice::<f32>().expect("f32 weights");
-    let plane = out_h * out_w;
-    let rows_per_tile = (4096 / out_w).clamp(1, out_h);
-    map_blocks(x, batch, [batch, c_out, out_h, out_w], |x, out| {
-        for first_row in (0..out_h).step_by(rows_per_tile) {
-            let rows = rows_per_tile.min(out_h - first_row);
-            let n = rows * out_w;
-            // col[(c, ky, kx)][pixel]: the input value under tap (ky, kx) of that output pixel.
-            let mut col = vec![0.0f32; k * n];
-            for (tap, col_row) in col.chunks_exact_mut(n).enumerate() {
-                let (c, ky, kx) = (tap / (kh * kw), tap / kw % kh, tap % kw);
-                for r in 0..rows {
-                    let Some(y) = ((first_row + r) * stride + ky)
-                        .checked_sub(padding)
-                        .filter(|&y| y < h)
-                    else {
-                        continue;
-                    };
-                    let source = &x[(c * h + y) * w..][..w];
-                    for (ox, value) in col_row[r * out_w..(r + 1) * out_w].iter_mut().enumerate() {
-                        if let Some(v) = (ox * stride + kx)
-                            .checked_sub(padding)
-                            .and_then(|x| source.get(x))
-                        {
-                            *value = *v;
-                        }
-                    }
-                }
-            }
-            // The tile's output pixels are columns first_row·out_w .. + n of the image's
-            // [C_out, out_h·out_w] result.
-            matmul_into(
-                &mut out[first_row * out_w..],
-                plane,
-                weights,
-                &col,
-                (c_out, k, n),
-                gemm_parallelism(batch),
-            );
-        }
+    let geometry = Geometry {
+        c_in,
+        h,
+        w,
+        kernel: kh,
+        stride,
+        padding,
+    };
+    let weight = weight.into_data();
+    let weight = weight.as_slice::<f32>().expect("f32 weights");
+    let parallelism = kernels::gemm_parallelism(batch);
+    let shape = [batch, c_out, geometry.out_h(), geometry.out_w()];
+    map_blocks(x, batch, shape, |x, out| {
+        kernels::conv_im2col_image(weight, x, out, &geometry, c_out, parallelism)
     })
-}
-
-/// `lhs · rhs` for row-major `lhs` `[m, k]` and `rhs` `[k, n]`, row i written to
-/// `dst[i · dst_row_stride..][..n]` (a window of columns of a wider matrix when the stride is
-/// more than n), by the gemm crate.
-fn matmul_into(
-    dst: &mut [f32],
-    dst_row_stride: usize,
-    lhs: &[f32],
-    rhs: &[f32],
-    (m, k, n): (usize, usize, usize),
-    parallelism: gemm::Parallelism,
-) {
-    assert!(
-        lhs.len() >= m * k
-            && rhs.len() >= k * n
-            && dst_row_stride >= n
-            && (m == 0 || dst.len() >= (m - 1) * dst_row_stride + n),
-        "matmul_into: buffers too small for {m}×{k}×{n}"
-    );
-    // SAFETY: every element gemm reads or writes lies inside the slices, as just checked.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_row_stride as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
 }
 
 /// The 3×3, stride 2, padding 1 max pooling of DenseNet's stem.
@@ -260,50 +149,6 @@ fn map_blocks(
         });
     }
     Tensor::from_data(TensorData::new(output, shape), &device)
-}
-
-/// `f(index, chunk)` for each `per_chunk`-long chunk of `output`, in parallel on the CPU's threads
-/// (nothing for an empty output: a feature map can shrink to nothing on a tiny input).
-#[cfg(not(target_arch = "wasm32"))]
-fn for_each_chunk(
-    output: &mut [f32],
-    per_chunk: usize,
-    f: impl Fn(usize, &mut [f32]) + Sync + Send,
-) {
-    use rayon::prelude::*;
-    if per_chunk > 0 {
-        output
-            .par_chunks_mut(per_chunk)
-            .enumerate()
-            .for_each(|(i, out)| f(i, out));
-    }
-}
-
-/// One image per task when there are enough images for the threads; otherwise the matrix product
-/// itself runs on all threads.
-#[cfg(not(target_arch = "wasm32"))]
-fn gemm_parallelism(batch: usize) -> gemm::Parallelism {
-    if batch < rayon::current_num_threads() {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    }
-}
-
-/// The browser's CPU path runs on one thread.
-#[cfg(target_arch = "wasm32")]
-fn for_each_chunk(output: &mut [f32], per_chunk: usize, f: impl Fn(usize, &mut [f32])) {
-    if per_chunk > 0 {
-        output
-            .chunks_mut(per_chunk)
-            .enumerate()
-            .for_each(|(i, out)| f(i, out));
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-fn gemm_parallelism(_batch: usize) -> gemm::Parallelism {
-    gemm::Parallelism::None
 }
 
 #[cfg(test)]

@@ -1,0 +1,212 @@
+//! The training fast path on flex (`model::flex_training`) against burn's generic ops on the same
+//! inputs: outputs and gradients within 1e-4 of the reference's largest magnitude (f32 sums in a
+//! different order), on odd shapes (1×1 maps, batch 1, channel counts that are not multiples of
+//! 8), then a whole DenseNet training step and a short loss curve.
+
+use burn::module::{ModuleVisitor, Param};
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::optim::{AdamConfig, GradientsParams, Optimizer as _};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use pneumoscope::model::{DenseNet, DenseNetConfig, flex_training};
+use pneumoscope::train::loss::classification_loss;
+
+const TOLERANCE: f32 = 1e-4;
+
+fn device() -> Device {
+    Device::flex().autodiff()
+}
+
+fn random<const D: usize>(shape: [usize; D]) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device())
+}
+
+/// `max |got − expected| ≤ TOLERANCE · max(1, max |expected|)`.
+fn assert_close<const D: usize>(what: &str, got: Tensor<D>, expected: Tensor<D>) {
+    assert_eq!(got.dims(), expected.dims(), "{what}: shape");
+    let scale: f32 = expected.clone().abs().max().into_scalar();
+    let diff: f32 = (got - expected).abs().max().into_scalar();
+    assert!(
+        diff <= TOLERANCE * scale.max(1.0),
+        "{what}: max |Δ| {diff} against max |expected| {scale}"
+    );
+}
+
+/// Output, input gradient and weight gradient of our convolution and burn's `Conv2d`.
+#[test]
+fn convolutions_match_burn_values_and_gradients() {
+    // [batch, C_in, C_out, H, W, kernel, stride, padding]: the dense layers' 1×1 and 3×3, the
+    // stem's 7×7 stride 2, and odd ones for the general path.
+    let cases = [
+        [2, 7, 5, 6, 5, 1, 1, 0],
+        [1, 5, 3, 7, 9, 3, 1, 1],
+        [3, 16, 8, 4, 5, 3, 1, 1],
+        [2, 2, 4, 1, 1, 3, 1, 1],
+        [1, 9, 3, 1, 1, 1, 1, 0],
+        [1, 3, 8, 20, 17, 7, 2, 3],
+        [3, 2, 4, 9, 9, 3, 2, 1],
+        [2, 1, 2, 5, 6, 3, 1, 0],
+    ];
+    for [batch, c_in, c_out, h, w, kernel, stride, padding] in cases {
+        let what = format!("{batch}×{c_in}×{h}×{w} → {c_out}, k{kernel} s{stride} p{padding}");
+        let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+            .with_bias(false)
+            .init(&device());
+        let x = random([batch, c_in, h, w]).require_grad();
+        let expected = conv.forward(x.clone());
+        let upstream = random(expected.dims());
+        let got = flex_training::conv2d(x.clone(), conv.weight.val(), stride, padding);
+        assert_close(&format!("{what}: output"), got.clone(), expected.clone());
+
+        let ours = (got * upstream.clone()).sum().backward();
+        let theirs = (expected * upstream).sum().backward();
+        assert_close(
+            &format!("{what}: input gradient"),
+            x.grad(&ours).unwrap(),
+            x.grad(&theirs).unwrap(),
+        );
+        let weight = conv.weight.val();
+        assert_close(
+            &format!("{what}: weight gradient"),
+            weight.grad(&ours).unwrap(),
+            weight.grad(&theirs).unwrap(),
+        );
+    }
+}
+
+/// A batch norm with random γ and β (two copies with the same values and running statistics).
+fn batch_norms(channels: usize) -> (BatchNorm, BatchNorm) {
+    let gamma = random([channels]).add_scalar(1.0);
+    let beta = random([channels]);
+    let make = || {
+        let mut bn = BatchNormConfig::new(channels).init(&device());
+        bn.gamma = Param::from_tensor(gamma.clone());
+        bn.beta = Param::from_tensor(beta.clone());
+        bn
+    };
+    (make(), make())
+}
+
+/// Output, gradients (input, γ, β) and the updated running statistics of our fused batch norm
+/// (with and without its ReLU) and burn's `BatchNorm` (then `relu`).
+#[test]
+fn batch_norm_matches_burn_values_gradients_and_running_statistics() {
+    for [batch, channels, h, w] in [[2, 5, 3, 4], [1, 3, 1, 1], [4, 9, 6, 7], [1, 11, 2, 3]] {
+        for relu in [true, false] {
+            let what = format!("{batch}×{channels}×{h}×{w}, relu {relu}");
+            let (ours_bn, burn_bn) = batch_norms(channels);
+            let x = random([batch, channels, h, w]).require_grad();
+            let mut expected = burn_bn.forward(x.clone());
+            if relu {
+                expected = burn::tensor::activation::relu(expected);
+            }
+            let got = flex_training::batch_norm(&ours_bn, x.clone(), relu);
+            assert_close(&format!("{what}: output"), got.clone(), expected.clone());
+
+            let upstream = random(expected.dims());
+            let ours = (got * upstream.clone()).sum().backward();
+            let theirs = (expected * upstream).sum().backward();
+            assert_close(
+                &format!("{what}: input gradient"),
+                x.grad(&ours).unwrap(),
+                x.grad(&theirs).unwrap(),
+            );
+            for (name, ours_param, burn_param) in [
+                ("γ", ours_bn.gamma.val(), burn_bn.gamma.val()),
+                ("β", ours_bn.beta.val(), burn_bn.beta.val()),
+            ] {
+                assert_close(
+                    &format!("{what}: {name} gradient"),
+                    ours_param.grad(&ours).unwrap(),
+                    burn_param.grad(&theirs).unwrap(),
+                );
+            }
+            assert_close(
+                &format!("{what}: running mean"),
+                ours_bn.running_mean.value(),
+                burn_bn.running_mean.value(),
+            );
+            assert_close(
+                &format!("{what}: running variance"),
+                ours_bn.running_var.value(),
+                burn_bn.running_var.value(),
+            );
+        }
+    }
+}
+
+/// Every float parameter's gradient, in visiting order.
+struct CollectGradients<'a> {
+    grads: &'a burn::tensor::Gradients,
+    found: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for CollectGradients<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = param.val().grad(self.grads) {
+            self.found.push(grad.flatten(0, D - 1));
+        }
+    }
+}
+
+fn loss_and_gradients(model: &DenseNet, x: Tensor<4>, labels: &[usize]) -> (f32, Vec<Tensor<1>>) {
+    let loss = classification_loss(model.forward(x), labels, &[1.0, 1.0], &device());
+    let value = loss.clone().into_scalar();
+    let grads = loss.backward();
+    let mut visitor = CollectGradients {
+        grads: &grads,
+        found: Vec::new(),
+    };
+    model.visit(&mut visitor);
+    (value, visitor.found)
+}
+
+/// A small DenseNet's loss and every parameter's gradient for one step, then the losses of five
+/// Adam steps, with the fast path on and off (burn's generic ops), from the same initial weights.
+/// The only test here that switches the process-wide fast path.
+#[test]
+fn a_training_step_and_a_short_loss_curve_match_the_generic_path() {
+    let config = DenseNetConfig::new()
+        .with_growth_rate(6)
+        .with_block_config(vec![2, 3])
+        .with_num_init_features(10)
+        .with_bn_size(2)
+        .with_num_outputs(1);
+    let initial = config.init(&device());
+    let x = random([3, 3, 40, 36]);
+    let labels = [1, 0, 1];
+
+    let run = |fast: bool| {
+        flex_training::set_enabled(fast);
+        let (loss, gradients) = loss_and_gradients(&initial.clone(), x.clone(), &labels);
+        let mut model = initial.clone();
+        let mut optim = AdamConfig::new().init();
+        let mut curve: Vec<f32> = Vec::new();
+        for _ in 0..5 {
+            let loss = classification_loss(model.forward(x.clone()), &labels, &[1.0, 1.0], &device());
+            curve.push(loss.clone().into_scalar());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-3, model, grads);
+        }
+        (loss, gradients, curve)
+    };
+    let (fast_loss, fast_gradients, fast_curve) = run(true);
+    let (generic_loss, generic_gradients, generic_curve) = run(false);
+    flex_training::set_enabled(true);
+
+    assert!((fast_loss - generic_loss).abs() < 1e-5, "{fast_loss} vs {generic_loss}");
+    assert_eq!(fast_gradients.len(), generic_gradients.len());
+    assert!(!fast_gradients.is_empty());
+    for (i, (ours, theirs)) in fast_gradients.into_iter().zip(generic_gradients).enumerate() {
+        assert_close(&format!("parameter {i}"), ours, theirs);
+    }
+    for (step, (ours, theirs)) in fast_curve.iter().zip(&generic_curve).enumerate() {
+        assert!(
+            (ours - theirs).abs() < 1e-4_f32,
+            "step {step}: loss {ours} vs {theirs} ({fast_curve:?} vs {generic_curve:?})"
+        );
+    }
+}
