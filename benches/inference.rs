@@ -140,6 +140,7 @@ fn median_of_ratios(a: &[f64], b: &[f64]) -> serde_json::Value {
 }
 
 fn main() {
+    pneumoscope::allocator::keep_freed_pages();
     let sizes = list("--sizes", "224,128");
     let batches = list("--batches", "1,16");
     let runs: usize = arg("--runs", "5").parse().expect("runs");

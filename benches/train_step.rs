@@ -19,6 +19,11 @@ use pneumoscope::train::loss::classification_loss;
 use std::process::Command;
 use std::time::Instant;
 
+/// The CLI's allocator (src/bin/pneumoscope/main.rs), so that a step here costs what it costs in
+/// `pneumoscope train`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -86,9 +91,14 @@ fn ours(row: Row, size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
         let logits = model.forward(x.clone());
         // The training loss (unweighted: the mean binary cross-entropy, like BCEWithLogitsLoss).
         let loss = classification_loss(logits, &labels, &[1.0, 1.0], &device);
+        let tf = t.elapsed().as_secs_f64();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let tb = t.elapsed().as_secs_f64();
         model = optim.step(1e-3, model, grads);
         let _ = model.classifier.weight.val().into_data(); // wait for the step to finish
+        eprintln!("PROBE forward {tf:.3} backward {:.3} optim {:.3}", tb - tf, t.elapsed().as_secs_f64() - tb);
+        let names = ["xgrad3", "xgrad1", "wgrad3", "wgrad1", "bn-bwd", "conv-fwd", "bn-fwd", "-"];
+        eprintln!("PROBE {}", names.iter().zip(&flex_training::backward::T).map(|(n, t)| format!("{n} {:.3}", t.swap(0, std::sync::atomic::Ordering::Relaxed) as f64 / 1e9)).collect::<Vec<_>>().join(" "));
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());
         }
@@ -97,6 +107,7 @@ fn ours(row: Row, size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
 }
 
 fn main() {
+    pneumoscope::allocator::keep_freed_pages();
     let sizes: Vec<usize> = arg("--sizes", "224,128")
         .split(',')
         .map(|s| s.parse().expect("size"))

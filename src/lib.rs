@@ -6,6 +6,8 @@
 //! with input size, normalisation, labels and threshold read from the [`card`] that travels
 //! with the [`weights`].
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod allocator;
 #[cfg(target_arch = "wasm32")]
 pub mod app;
 pub mod calibration;

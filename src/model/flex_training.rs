@@ -12,7 +12,7 @@
 //! ([`applies`]); inference keeps [`super::cpu_kernels`], other backends (wgpu) keep burn's ops.
 //! Checked against burn's generic ops, values and gradients, in `tests/flex_training.rs`.
 
-mod backward;
+pub mod backward;
 mod batch_ops;
 
 use super::kernels::Geometry;

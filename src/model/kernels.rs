@@ -371,3 +371,4 @@ mod tests {
         assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
     }
 }
+

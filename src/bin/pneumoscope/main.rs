@@ -11,8 +11,7 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc keeps freed blocks for reuse, where glibc hands large ones back to the OS and
-/// page-faults them in again at every forward (Cargo.toml says by how much).
+/// mimalloc, keeping freed pages: see `pneumoscope::allocator`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -44,6 +43,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    pneumoscope::allocator::keep_freed_pages();
     match Cli::parse().command {
         Command::Predict(args) => predict::run(args),
         Command::Import(args) => import::run(args),

@@ -69,39 +69,48 @@ pub fn conv_weight_grad(x: &[f32], dy: &[f32], batch: usize, g: &Geometry, c_out
     let k = g.taps();
     let add_image = |dw: &mut [f32], i: usize, parallelism| {
         let x = &x[i * plane_in..][..plane_in];
-        let dy = View::rows(&dy[i * c_out * pixels..][..c_out * pixels], pixels);
+        let dy = View::transposed(&dy[i * c_out * pixels..][..c_out * pixels], pixels);
+        // Accumulated as dWᵀ [C_in·k·k, C_out] = im2col(x) · dyᵀ (transposed once at the end).
         if g.is_pointwise() {
-            kernels::gemm_into(dw, k, dy, View::transposed(x, pixels), (c_out, pixels, k), true, parallelism);
+            kernels::gemm_into(dw, c_out, View::rows(x, pixels), dy, (k, pixels, c_out), true, parallelism);
         } else {
             let col = kernels::im2col(x, g);
-            kernels::gemm_into(dw, k, dy, View::transposed(&col, pixels), (c_out, pixels, k), true, parallelism);
+            kernels::gemm_into(dw, c_out, View::rows(&col, pixels), dy, (k, pixels, c_out), true, parallelism);
         }
     };
     let size = c_out * k;
-    if batch < rayon::current_num_threads() {
+    let transposed = if batch < rayon::current_num_threads() {
         let mut dw = vec![0.0f32; size];
         for i in 0..batch {
             add_image(&mut dw, i, gemm::Parallelism::Rayon(0));
         }
-        return dw;
+        dw
+    } else {
+        // One partial sum per thread's run of images, then their sum.
+        (0..batch)
+            .into_par_iter()
+            .fold(
+                || vec![0.0f32; size],
+                |mut dw, i| {
+                    add_image(&mut dw, i, gemm::Parallelism::None);
+                    dw
+                },
+            )
+            .reduce(
+                || vec![0.0f32; size],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            )
+    };
+    let mut dw = vec![0.0f32; size];
+    for (row, column) in transposed.chunks_exact(c_out).enumerate() {
+        for (o, value) in column.iter().enumerate() {
+            dw[o * k + row] = *value;
+        }
     }
-    // One partial sum per thread's run of images, then their sum.
-    (0..batch)
-        .into_par_iter()
-        .fold(
-            || vec![0.0f32; size],
-            |mut dw, i| {
-                add_image(&mut dw, i, gemm::Parallelism::None);
-                dw
-            },
-        )
-        .reduce(
-            || vec![0.0f32; size],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+    dw
 }
 
 /// A batch norm's shape: `[batch, channels, pixels per plane]`.
@@ -284,4 +293,28 @@ pub fn batch_norm_backward(
         }
     });
     (dx, gamma_grad, beta_grad)
+}
+
+#[cfg(test)]
+mod probe {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn probe() {
+        let b = 16;
+        for (side, c_in, kernel, c_out) in [(32, 128, 3, 32), (8, 128, 3, 32), (4, 128, 3, 32), (32, 256, 1, 128), (8, 1024, 1, 128), (4, 1000, 1, 128)] {
+            let g = Geometry { c_in, h: side, w: side, kernel, stride: 1, padding: kernel / 2 };
+            let p = side * side;
+            let x: Vec<f32> = (0..b * c_in * p).map(|i| (i % 7) as f32).collect();
+            let dy: Vec<f32> = (0..b * c_out * p).map(|i| (i % 5) as f32).collect();
+            let w: Vec<f32> = (0..c_out * g.taps()).map(|i| (i % 3) as f32).collect();
+            let flops = 2.0 * (b * p * c_out * g.taps()) as f64;
+            let time = |f: &dyn Fn()| { f(); let t = std::time::Instant::now(); for _ in 0..5 { f(); } t.elapsed().as_secs_f64() / 5.0 };
+            let tw = time(&|| { conv_weight_grad(&x, &dy, b, &g, c_out); });
+            let tf = time(&|| { conv_forward(&x, b, &g, &w, c_out); });
+            let ti = time(&|| { conv_input_grad(&dy, b, &g, &w, c_out); });
+            println!("{side}² {c_in}→{c_out} k{kernel}: wgrad {:.1} ms {:.0} GF/s | fwd {:.1} ms {:.0} GF/s | xgrad {:.1} ms {:.0} GF/s",
+                tw * 1e3, flops / tw / 1e9, tf * 1e3, flops / tf / 1e9, ti * 1e3, flops / ti / 1e9);
+        }
+    }
 }
