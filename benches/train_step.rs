@@ -1,19 +1,17 @@
-//! Training throughput: burn (flex CPU backend, and LibTorch when built with `--features
-//! libtorch`) vs PyTorch CPU, same DenseNet121 step (forward + backward + Adam, batch 16, random
-//! data), measured in the same run.
+//! Training throughput: burn's flex CPU backend with our training kernels (`flex`) and without
+//! them (`flex-generic`, burn's generic ops: the "before") vs PyTorch CPU, the same DenseNet121
+//! step (forward + backward + Adam, batch 16, random data), measured in the same run.
 //!
-//!   cargo bench --bench train_step [-- --sizes 224,128 --batch 16 --steps 3 --backend flex,flex-generic,libtorch]
+//!   cargo bench --bench train_step [-- --sizes 224,128 --batch 16 --steps 3 --backend flex,flex-generic]
 //!
 //! Prints images/s for each backend and PyTorch, and the ratio (ours / PyTorch; ≥ 1.0 means we
-//! are faster). `flex-generic` is flex with our training kernels switched off (burn's generic
-//! ops: the "before" row). `--backend` defaults to every backend this build has, plus
-//! flex-generic. PyTorch is the `python3` on PATH (`pip install torch torchvision`); without it
-//! only our rows print.
+//! are faster). PyTorch is the `python3` on PATH (`pip install torch torchvision`; scripts/bench.sh
+//! has it in its venv); without it only our rows print.
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use clap::ValueEnum;
-use pneumoscope::model::{DenseNetConfig, flex_training};
+use pneumoscope::model::DenseNetConfig;
 use pneumoscope::train::backend::TrainBackend;
 use pneumoscope::train::loss::classification_loss;
 use std::process::Command;
@@ -37,38 +35,8 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-/// A row of the table: a backend, and for flex whether our training kernels are on.
-#[derive(Clone, Copy)]
-struct Row {
-    backend: TrainBackend,
-    kernels: bool,
-}
-
-impl Row {
-    fn parse(name: &str) -> Row {
-        match name {
-            "flex-generic" => Row {
-                backend: TrainBackend::Flex,
-                kernels: false,
-            },
-            other => Row {
-                backend: TrainBackend::from_str(other, true)
-                    .expect("backend: flex, flex-generic, libtorch or wgpu"),
-                kernels: true,
-            },
-        }
-    }
-    fn name(&self) -> String {
-        match (self.backend, self.kernels) {
-            (TrainBackend::Flex, false) => "flex-generic".into(),
-            (backend, _) => format!("{backend:?}").to_lowercase(),
-        }
-    }
-}
-
-fn ours(row: Row, size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
-    flex_training::set_enabled(row.kernels);
-    let device = row.backend.device().expect("backend").autodiff();
+fn ours(backend: TrainBackend, size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
+    let device = backend.device().expect("backend").autodiff();
     let mut model = DenseNetConfig::densenet121(1).init(&device);
     let mut optim = AdamConfig::new().init();
     let x = Tensor::<4>::random(
@@ -91,14 +59,9 @@ fn ours(row: Row, size: usize, batch: usize, steps: usize) -> (f64, f64, f64) {
         let logits = model.forward(x.clone());
         // The training loss (unweighted: the mean binary cross-entropy, like BCEWithLogitsLoss).
         let loss = classification_loss(logits, &labels, &[1.0, 1.0], &device);
-        let tf = t.elapsed().as_secs_f64();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let tb = t.elapsed().as_secs_f64();
         model = optim.step(1e-3, model, grads);
         let _ = model.classifier.weight.val().into_data(); // wait for the step to finish
-        eprintln!("PROBE forward {tf:.3} backward {:.3} optim {:.3}", tb - tf, t.elapsed().as_secs_f64() - tb);
-        let names = ["xgrad3", "xgrad1", "wgrad3", "wgrad1", "bn-bwd", "conv-fwd", "bn-fwd", "-"];
-        eprintln!("PROBE {}", names.iter().zip(&flex_training::backward::T).map(|(n, t)| format!("{n} {:.3}", t.swap(0, std::sync::atomic::Ordering::Relaxed) as f64 / 1e9)).collect::<Vec<_>>().join(" "));
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());
         }
@@ -117,17 +80,12 @@ fn main() {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let mut all: Vec<String> = TrainBackend::cpu_backends()
-        .iter()
-        .map(|b| format!("{b:?}").to_lowercase())
-        .collect();
-    all.insert(1, "flex-generic".into());
-    let backends: Vec<Row> = arg("--backend", &all.join(","))
+    let backends: Vec<TrainBackend> = arg("--backend", "flex,flex-generic")
         .split(',')
-        .map(Row::parse)
+        .map(|s| TrainBackend::from_str(s, true).expect("backend: flex, flex-generic or wgpu"))
         .collect();
     for b in &backends {
-        if let Err(e) = b.backend.device() {
+        if let Err(e) = b.device() {
             panic!("{e}");
         }
     }
@@ -170,8 +128,8 @@ fn main() {
         let peer = torch_rows
             .iter()
             .find(|r| r["size"].as_u64() == Some(size as u64));
-        for &row in &backends {
-            let (med, min, max) = ours(row, size, batch, steps);
+        for &backend in &backends {
+            let (med, min, max) = ours(backend, size, batch, steps);
             let ours_ips = batch as f64 / med;
             let (peer_text, ratio) = match peer {
                 Some(r) => {
@@ -187,7 +145,11 @@ fn main() {
                 }
                 None => ("n/a".into(), "n/a".into()),
             };
-            let name = row.name();
+            let name = backend
+                .to_possible_value()
+                .expect("named")
+                .get_name()
+                .to_string();
             println!(
                 "{size:>6} | {name:>12} | {:>22} | {:>22} | {:>8}",
                 format!("{ours_ips:.2} ({min:.2}–{max:.2})"),

@@ -188,7 +188,7 @@ fn train_norm(bn: &BatchNorm, x: Tensor<4>, with_relu: bool) -> Tensor<4> {
 fn convolve(
     conv: &Conv2d,
     x: Tensor<4>,
-    (stride, padding): (usize, usize),
+    #[cfg_attr(target_arch = "wasm32", allow(unused_variables))] (stride, padding): (usize, usize),
     inference: Option<fn(Tensor<4>, Tensor<4>) -> Tensor<4>>,
 ) -> Tensor<4> {
     #[cfg(not(target_arch = "wasm32"))]

@@ -6,7 +6,7 @@
 use burn::module::{ModuleVisitor, Param};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::optim::{AdamConfig, GradientsParams, Optimizer as _};
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use pneumoscope::model::{DenseNet, DenseNetConfig, flex_training};
@@ -52,7 +52,9 @@ fn convolutions_match_burn_values_and_gradients() {
         let what = format!("{batch}×{c_in}×{h}×{w} → {c_out}, k{kernel} s{stride} p{padding}");
         let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
             .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+            .with_padding(PaddingConfig2d::Explicit(
+                padding, padding, padding, padding,
+            ))
             .with_bias(false)
             .init(&device());
         let x = random([batch, c_in, h, w]).require_grad();
@@ -186,7 +188,8 @@ fn a_training_step_and_a_short_loss_curve_match_the_generic_path() {
         let mut optim = AdamConfig::new().init();
         let mut curve: Vec<f32> = Vec::new();
         for _ in 0..5 {
-            let loss = classification_loss(model.forward(x.clone()), &labels, &[1.0, 1.0], &device());
+            let loss =
+                classification_loss(model.forward(x.clone()), &labels, &[1.0, 1.0], &device());
             curve.push(loss.clone().into_scalar());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(1e-3, model, grads);
@@ -197,10 +200,17 @@ fn a_training_step_and_a_short_loss_curve_match_the_generic_path() {
     let (generic_loss, generic_gradients, generic_curve) = run(false);
     flex_training::set_enabled(true);
 
-    assert!((fast_loss - generic_loss).abs() < 1e-5, "{fast_loss} vs {generic_loss}");
+    assert!(
+        (fast_loss - generic_loss).abs() < 1e-5,
+        "{fast_loss} vs {generic_loss}"
+    );
     assert_eq!(fast_gradients.len(), generic_gradients.len());
     assert!(!fast_gradients.is_empty());
-    for (i, (ours, theirs)) in fast_gradients.into_iter().zip(generic_gradients).enumerate() {
+    for (i, (ours, theirs)) in fast_gradients
+        .into_iter()
+        .zip(generic_gradients)
+        .enumerate()
+    {
         assert_close(&format!("parameter {i}"), ours, theirs);
     }
     for (step, (ours, theirs)) in fast_curve.iter().zip(&generic_curve).enumerate() {

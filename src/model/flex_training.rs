@@ -12,7 +12,7 @@
 //! ([`applies`]); inference keeps [`super::cpu_kernels`], other backends (wgpu) keep burn's ops.
 //! Checked against burn's generic ops, values and gradients, in `tests/flex_training.rs`.
 
-pub mod backward;
+mod backward;
 mod batch_ops;
 
 use super::kernels::Geometry;
@@ -106,7 +106,12 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
 fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(values) => values.into(),
-        None => t.to_contiguous().as_slice::<f32>().expect("f32 tensor").to_vec().into(),
+        None => t
+            .to_contiguous()
+            .as_slice::<f32>()
+            .expect("f32 tensor")
+            .to_vec()
+            .into(),
     }
 }
 
@@ -116,16 +121,29 @@ fn tensor(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
     let shape = burn::backend::TensorMetadata::shape(t);
-    assert_eq!(shape.num_dims(), 4, "flex_training: expected a 4-d tensor, got {shape:?}");
+    assert_eq!(
+        shape.num_dims(),
+        4,
+        "flex_training: expected a 4-d tensor, got {shape:?}"
+    );
     [shape[0], shape[1], shape[2], shape[3]]
 }
 
 /// The geometry of `x` convolved with `weight` (asserting they fit together).
-fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, padding: usize) -> (usize, Geometry, usize) {
+fn conv_geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    stride: usize,
+    padding: usize,
+) -> (usize, Geometry, usize) {
     let [batch, c_in, h, w] = dims4(x);
     let [c_out, weight_in, kh, kw] = dims4(weight);
     assert!(
-        weight_in == c_in && kh == kw && stride > 0 && h + 2 * padding >= kh && w + 2 * padding >= kw,
+        weight_in == c_in
+            && kh == kw
+            && stride > 0
+            && h + 2 * padding >= kh
+            && w + 2 * padding >= kw,
         "conv2d_square: weight {:?} for input {:?}",
         [c_out, weight_in, kh, kw],
         [batch, c_in, h, w]
@@ -151,7 +169,12 @@ fn planes(x: &FlexTensor) -> Planes {
 }
 
 impl FlexTraining for Flex {
-    fn conv2d_square(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize) -> FlexTensor {
+    fn conv2d_square(
+        x: FlexTensor,
+        weight: FlexTensor,
+        stride: usize,
+        padding: usize,
+    ) -> FlexTensor {
         let (batch, g, c_out) = conv_geometry(&x, &weight, stride, padding);
         let out = batch_ops::conv_forward(&values(&x), batch, &g, &values(&weight), c_out);
         tensor(out, &[batch, c_out, g.out_h(), g.out_w()])
@@ -164,13 +187,32 @@ impl FlexTraining for Flex {
         epsilon: f64,
         relu: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let p = planes(&x);
-        let (y, stats) =
-            batch_ops::batch_norm_forward(&values(&x), p, &values(&gamma), &values(&beta), epsilon, relu);
+        let (output, stats) = batch_norm_forward(&x, &gamma, &beta, epsilon, relu);
+        let channels = stats.mean.len();
         (
-            tensor(y, &dims4(&x)),
-            tensor(stats.mean, &[p.channels]),
-            tensor(stats.variance, &[p.channels]),
+            output,
+            tensor(stats.mean, &[channels]),
+            tensor(stats.variance, &[channels]),
         )
     }
+}
+
+/// [`batch_ops::batch_norm_forward`] on flex tensors: the output, and the statistics (the
+/// backward step keeps the mean and `1/√(var + ε)`).
+fn batch_norm_forward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    epsilon: f64,
+    relu: bool,
+) -> (FlexTensor, batch_ops::BatchStats) {
+    let (y, stats) = batch_ops::batch_norm_forward(
+        &values(x),
+        planes(x),
+        &values(gamma),
+        &values(beta),
+        epsilon,
+        relu,
+    );
+    (tensor(y, &dims4(x)), stats)
 }

@@ -36,10 +36,12 @@ impl Geometry {
     pub fn taps(&self) -> usize {
         self.c_in * self.kernel * self.kernel
     }
+    #[cfg(not(target_arch = "wasm32"))] // training only
     /// The dense layers' 3×3 convolution, which [`conv3x3_image`] runs.
     pub fn is_3x3_same(&self) -> bool {
         self.kernel == 3 && self.stride == 1 && self.padding == 1
     }
+    #[cfg(not(target_arch = "wasm32"))] // training only
     /// A 1×1 convolution: a plain matrix product per image.
     pub fn is_pointwise(&self) -> bool {
         self.kernel == 1 && self.stride == 1 && self.padding == 0
@@ -63,6 +65,7 @@ impl<'a> View<'a> {
             col_stride: 1,
         }
     }
+    #[cfg(not(target_arch = "wasm32"))] // training only
     /// The transpose of a row-major matrix of `cols` columns.
     pub fn transposed(data: &'a [f32], cols: usize) -> Self {
         Self {
@@ -131,7 +134,11 @@ pub fn gemm_into(
 /// instead: the weight transposed (C_in and C_out swapped) and rotated by 180°.
 pub fn conv3x3_taps(weight: &[f32], c_out: usize, c_in: usize, flipped: bool) -> Vec<f32> {
     assert_eq!(weight.len(), c_out * c_in * 9, "conv3x3_taps: weight size");
-    let (rows, cols) = if flipped { (c_in, c_out) } else { (c_out, c_in) };
+    let (rows, cols) = if flipped {
+        (c_in, c_out)
+    } else {
+        (c_out, c_in)
+    };
     let mut taps = vec![0.0f32; 9 * rows * cols];
     for tap in 0..9 {
         for r in 0..rows {
@@ -241,6 +248,7 @@ fn im2col_rows(x: &[f32], g: &Geometry, first_row: usize, rows: usize, col: &mut
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))] // training only
 /// One image's whole im2col matrix `[C_in·k·k, out_h·out_w]`.
 pub fn im2col(x: &[f32], g: &Geometry) -> Vec<f32> {
     let mut col = vec![0.0f32; g.taps() * g.out_h() * g.out_w()];
@@ -248,6 +256,7 @@ pub fn im2col(x: &[f32], g: &Geometry) -> Vec<f32> {
     col
 }
 
+#[cfg(not(target_arch = "wasm32"))] // training only
 /// The adjoint of [`im2col`]: adds each column entry back onto the input pixel it was read from
 /// (padding entries are dropped), into `dx` `[C_in, H, W]`.
 pub fn col2im_add(col: &[f32], g: &Geometry, dx: &mut [f32]) {
@@ -371,4 +380,3 @@ mod tests {
         assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
     }
 }
-

@@ -1,54 +1,42 @@
-//! Which backend a training run computes on: burn's pure-Rust `flex` CPU backend (always built),
-//! LibTorch, PyTorch's C++ library, on the CPU (cargo feature `libtorch`), or a GPU through wgpu
-//! (Vulkan / Metal / DX12). The one place that turns the choice into a device.
+//! Which backend a training run computes on: burn's pure-Rust `flex` CPU backend with our
+//! training kernels (`model::flex_training`, the default), flex with burn's generic ops only (for
+//! comparisons), or a GPU through wgpu (Vulkan / Metal / DX12). The one place that turns the
+//! choice into a device.
 //!
 //! Not part of a run's `config.json`: all compute the same model up to float rounding, and the
 //! checkpoints (burnpack) are backend-agnostic, so a run resumed with `--resume` may switch.
 
+use crate::model::flex_training;
 use burn::prelude::*;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum TrainBackend {
-    /// burn's pure-Rust CPU backend (multi-threaded, SIMD).
+    /// burn's pure-Rust CPU backend (multi-threaded, SIMD) with our convolution and batch-norm
+    /// kernels in the training graph.
     #[default]
     Flex,
-    /// LibTorch on the CPU (PyTorch 2.9.0's libtorch); needs a build with `--features libtorch`.
-    Libtorch,
+    /// flex with burn's generic ops only (about 2.4× slower): the before of a comparison.
+    FlexGeneric,
     /// The GPU through wgpu (Vulkan / Metal / DX12), e.g. a workstation's graphics card.
     Wgpu,
 }
 
 impl TrainBackend {
     /// The inference device (no autodiff): validation and evaluation. Training uses
-    /// `device()?.autodiff()`.
+    /// `device()?.autodiff()`. Choosing flex or flex-generic switches our training kernels on or
+    /// off for the whole process.
     pub fn device(self) -> anyhow::Result<Device> {
         match self {
-            TrainBackend::Flex => Ok(Device::flex()),
-            #[cfg(feature = "libtorch")]
-            // burn 0.22 deprecates its tch backend in favour of its CubeCL ones, none of which has
-            // a CPU path we can build offline; it is still the fastest CPU trainer available.
-            #[allow(deprecated)]
-            TrainBackend::Libtorch => Ok(Device::libtorch()),
-            #[cfg(not(feature = "libtorch"))]
-            TrainBackend::Libtorch => anyhow::bail!(
-                "this build has no LibTorch backend: rebuild with the `libtorch` cargo feature \
-                 (LIBTORCH_USE_PYTORCH=1 with PyTorch 2.9.0 installed for python3: \
-                 `cargo build --release --features libtorch`, see the README), or use --backend flex"
-            ),
+            TrainBackend::Flex | TrainBackend::FlexGeneric => {
+                flex_training::set_enabled(self == TrainBackend::Flex);
+                Ok(Device::flex())
+            }
             TrainBackend::Wgpu => {
                 let device = Device::wgpu(Default::default());
                 probe(&device)?;
                 Ok(device)
             }
         }
-    }
-
-    /// The CPU backends this build has (what a benchmark compares by default).
-    pub fn cpu_backends() -> Vec<TrainBackend> {
-        [TrainBackend::Flex, TrainBackend::Libtorch]
-            .into_iter()
-            .filter(|b| b.device().is_ok())
-            .collect()
     }
 }
 

@@ -27,8 +27,8 @@ pub struct Args {
     /// (all other options are read from its config.json).
     #[arg(long)]
     resume: bool,
-    /// Backend to compute on: flex (burn's own, CPU), libtorch (PyTorch's C++ library on the CPU;
-    /// needs a build with `--features libtorch`, see the README) or wgpu (a GPU through
+    /// Backend to compute on: flex (burn's own, CPU, with our training kernels), flex-generic
+    /// (flex with burn's generic ops only: slower, for comparisons) or wgpu (a GPU through
     /// Vulkan / Metal / DX12). Not saved in the run: a --resume may switch.
     #[arg(long, value_enum, default_value_t = TrainBackend::Flex)]
     backend: TrainBackend,

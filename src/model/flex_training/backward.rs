@@ -1,16 +1,16 @@
 //! [`FlexTraining`] on flex with autodiff: the forward is flex's (ours, in the parent module);
 //! each call records one node in the graph whose backward step runs our gradient kernels.
 
-use super::{FlexTraining, batch_ops, conv_geometry, dims4, planes, tensor, values};
+use super::{
+    FlexTraining, batch_norm_forward, batch_ops, conv_geometry, dims4, planes, tensor, values,
+};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::tensor::FloatTensor;
 use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Flex};
-pub static T: [std::sync::atomic::AtomicU64; 8] = [const { std::sync::atomic::AtomicU64::new(0) }; 8];
-fn tick(i: usize, t: std::time::Instant) { T[i].fetch_add(t.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed); }
 
 #[derive(Debug)]
 struct ConvBackward;
@@ -37,18 +37,14 @@ impl Backward<Flex, 2> for ConvBackward {
         } = ops.state;
         let (batch, g, c_out) = conv_geometry(&x, &weight, stride, padding);
         let dy = values(&dy);
-        let t = std::time::Instant::now();
         if let Some(node) = node_x {
             let dx = batch_ops::conv_input_grad(&dy, batch, &g, &values(&weight), c_out);
             grads.register::<Flex>(node.id, tensor(dx, &dims4(&x)));
         }
-        tick(if g.kernel == 3 { 0 } else { 1 }, t);
-        let t = std::time::Instant::now();
         if let Some(node) = node_weight {
             let dw = batch_ops::conv_weight_grad(&values(&x), &dy, batch, &g, c_out);
             grads.register::<Flex>(node.id, tensor(dw, &dims4(&weight)));
         }
-        tick(if g.kernel == 3 { 2 } else { 3 }, t);
     }
 }
 
@@ -73,7 +69,6 @@ impl Backward<Flex, 3> for BatchNormBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let s = ops.state;
         let p = planes(&s.x);
-        let t = std::time::Instant::now();
         let (dx, gamma_grad, beta_grad) = batch_ops::batch_norm_backward(
             &values(&s.x),
             &values(&dy),
@@ -83,7 +78,6 @@ impl Backward<Flex, 3> for BatchNormBackward {
             (&s.mean, &s.inv_std),
             s.relu,
         );
-        tick(4, t);
         if let Some(node) = node_x {
             grads.register::<Flex>(node.id, tensor(dx, &dims4(&s.x)));
         }
@@ -104,9 +98,7 @@ impl<C: CheckpointStrategy> FlexTraining for Autodiff<Flex, C> {
         padding: usize,
     ) -> FloatTensor<Self> {
         let (x_inner, weight_inner) = (x.primitive().clone(), weight.primitive().clone());
-        let t = std::time::Instant::now();
         let output = Flex::conv2d_square(x_inner.clone(), weight_inner.clone(), stride, padding);
-        tick(5, t);
         match ConvBackward
             .prepare::<C>([x.node(), weight.node()])
             .compute_bound()
@@ -137,20 +129,10 @@ impl<C: CheckpointStrategy> FlexTraining for Autodiff<Flex, C> {
             gamma.primitive().clone(),
             beta.primitive().clone(),
         );
-        let p = planes(&inner.0);
-        let t = std::time::Instant::now();
-        let (y, stats) = batch_ops::batch_norm_forward(
-            &values(&inner.0),
-            p,
-            &values(&inner.1),
-            &values(&inner.2),
-            epsilon,
-            relu,
-        );
-        let output = tensor(y, &dims4(&inner.0));
-        tick(6, t);
-        let mean = Self::from_inner(tensor(stats.mean.clone(), &[p.channels]));
-        let variance = Self::from_inner(tensor(stats.variance, &[p.channels]));
+        let (output, stats) = batch_norm_forward(&inner.0, &inner.1, &inner.2, epsilon, relu);
+        let channels = stats.mean.len();
+        let mean = Self::from_inner(tensor(stats.mean.clone(), &[channels]));
+        let variance = Self::from_inner(tensor(stats.variance, &[channels]));
         let output = match BatchNormBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
             .compute_bound()

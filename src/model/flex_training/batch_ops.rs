@@ -8,7 +8,13 @@ use rayon::prelude::*;
 
 /// `x` `[B, C_in, H, W]` convolved with `weight` `[C_out, C_in, k, k]`, no bias:
 /// `[B, C_out, out_h, out_w]`.
-pub fn conv_forward(x: &[f32], batch: usize, g: &Geometry, weight: &[f32], c_out: usize) -> Vec<f32> {
+pub fn conv_forward(
+    x: &[f32],
+    batch: usize,
+    g: &Geometry,
+    weight: &[f32],
+    c_out: usize,
+) -> Vec<f32> {
     let plane_in = g.c_in * g.h * g.w;
     let pixels = g.out_h() * g.out_w();
     let mut out = vec![0.0f32; batch * c_out * pixels];
@@ -22,7 +28,15 @@ pub fn conv_forward(x: &[f32], batch: usize, g: &Geometry, weight: &[f32], c_out
             kernels::conv3x3_image(taps, x, out, (g.c_in, c_out, g.h, g.w), parallelism);
         } else if g.is_pointwise() {
             let view = View::rows(weight, g.c_in);
-            kernels::gemm_into(out, pixels, view, View::rows(x, pixels), (c_out, g.c_in, pixels), false, parallelism);
+            kernels::gemm_into(
+                out,
+                pixels,
+                view,
+                View::rows(x, pixels),
+                (c_out, g.c_in, pixels),
+                false,
+                parallelism,
+            );
         } else {
             kernels::conv_im2col_image(weight, x, out, g, c_out, parallelism);
         }
@@ -32,7 +46,13 @@ pub fn conv_forward(x: &[f32], batch: usize, g: &Geometry, weight: &[f32], c_out
 
 /// The gradient of [`conv_forward`] with respect to its input, from the output's gradient `dy`
 /// `[B, C_out, out_h, out_w]`: `[B, C_in, H, W]`.
-pub fn conv_input_grad(dy: &[f32], batch: usize, g: &Geometry, weight: &[f32], c_out: usize) -> Vec<f32> {
+pub fn conv_input_grad(
+    dy: &[f32],
+    batch: usize,
+    g: &Geometry,
+    weight: &[f32],
+    c_out: usize,
+) -> Vec<f32> {
     let plane_in = g.c_in * g.h * g.w;
     let pixels = g.out_h() * g.out_w();
     let mut dx = vec![0.0f32; batch * plane_in];
@@ -50,10 +70,26 @@ pub fn conv_input_grad(dy: &[f32], batch: usize, g: &Geometry, weight: &[f32], c
         if let Some(taps) = &taps {
             kernels::conv3x3_image(taps, dy, dx, (c_out, g.c_in, g.h, g.w), parallelism);
         } else if g.is_pointwise() {
-            kernels::gemm_into(dx, pixels, weight_t, View::rows(dy, pixels), (g.c_in, c_out, pixels), false, parallelism);
+            kernels::gemm_into(
+                dx,
+                pixels,
+                weight_t,
+                View::rows(dy, pixels),
+                (g.c_in, c_out, pixels),
+                false,
+                parallelism,
+            );
         } else {
             let mut col = vec![0.0f32; k * pixels];
-            kernels::gemm_into(&mut col, pixels, weight_t, View::rows(dy, pixels), (k, c_out, pixels), false, parallelism);
+            kernels::gemm_into(
+                &mut col,
+                pixels,
+                weight_t,
+                View::rows(dy, pixels),
+                (k, c_out, pixels),
+                false,
+                parallelism,
+            );
             dx.fill(0.0);
             kernels::col2im_add(&col, g, dx);
         }
@@ -63,7 +99,13 @@ pub fn conv_input_grad(dy: &[f32], batch: usize, g: &Geometry, weight: &[f32], c
 
 /// The gradient of [`conv_forward`] with respect to its weight: `Σ_images dy · im2col(x)ᵀ`,
 /// `[C_out, C_in·k·k]` (a 1×1 convolution multiplies by the input itself).
-pub fn conv_weight_grad(x: &[f32], dy: &[f32], batch: usize, g: &Geometry, c_out: usize) -> Vec<f32> {
+pub fn conv_weight_grad(
+    x: &[f32],
+    dy: &[f32],
+    batch: usize,
+    g: &Geometry,
+    c_out: usize,
+) -> Vec<f32> {
     let plane_in = g.c_in * g.h * g.w;
     let pixels = g.out_h() * g.out_w();
     let k = g.taps();
@@ -72,10 +114,26 @@ pub fn conv_weight_grad(x: &[f32], dy: &[f32], batch: usize, g: &Geometry, c_out
         let dy = View::transposed(&dy[i * c_out * pixels..][..c_out * pixels], pixels);
         // Accumulated as dWᵀ [C_in·k·k, C_out] = im2col(x) · dyᵀ (transposed once at the end).
         if g.is_pointwise() {
-            kernels::gemm_into(dw, c_out, View::rows(x, pixels), dy, (k, pixels, c_out), true, parallelism);
+            kernels::gemm_into(
+                dw,
+                c_out,
+                View::rows(x, pixels),
+                dy,
+                (k, pixels, c_out),
+                true,
+                parallelism,
+            );
         } else {
             let col = kernels::im2col(x, g);
-            kernels::gemm_into(dw, c_out, View::rows(&col, pixels), dy, (k, pixels, c_out), true, parallelism);
+            kernels::gemm_into(
+                dw,
+                c_out,
+                View::rows(&col, pixels),
+                dy,
+                (k, pixels, c_out),
+                true,
+                parallelism,
+            );
         }
     };
     let size = c_out * k;
@@ -163,7 +221,11 @@ impl Affine {
     /// The output's gradient `g` where the ReLU let the value through, 0 where it did not.
     #[inline(always)]
     fn passed(&self, x: f32, g: f32) -> f32 {
-        if !self.relu || self.pre_activation(x) > 0.0 { g } else { 0.0 }
+        if !self.relu || self.pre_activation(x) > 0.0 {
+            g
+        } else {
+            0.0
+        }
     }
 }
 
@@ -293,28 +355,4 @@ pub fn batch_norm_backward(
         }
     });
     (dx, gamma_grad, beta_grad)
-}
-
-#[cfg(test)]
-mod probe {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn probe() {
-        let b = 16;
-        for (side, c_in, kernel, c_out) in [(32, 128, 3, 32), (8, 128, 3, 32), (4, 128, 3, 32), (32, 256, 1, 128), (8, 1024, 1, 128), (4, 1000, 1, 128)] {
-            let g = Geometry { c_in, h: side, w: side, kernel, stride: 1, padding: kernel / 2 };
-            let p = side * side;
-            let x: Vec<f32> = (0..b * c_in * p).map(|i| (i % 7) as f32).collect();
-            let dy: Vec<f32> = (0..b * c_out * p).map(|i| (i % 5) as f32).collect();
-            let w: Vec<f32> = (0..c_out * g.taps()).map(|i| (i % 3) as f32).collect();
-            let flops = 2.0 * (b * p * c_out * g.taps()) as f64;
-            let time = |f: &dyn Fn()| { f(); let t = std::time::Instant::now(); for _ in 0..5 { f(); } t.elapsed().as_secs_f64() / 5.0 };
-            let tw = time(&|| { conv_weight_grad(&x, &dy, b, &g, c_out); });
-            let tf = time(&|| { conv_forward(&x, b, &g, &w, c_out); });
-            let ti = time(&|| { conv_input_grad(&dy, b, &g, &w, c_out); });
-            println!("{side}² {c_in}→{c_out} k{kernel}: wgrad {:.1} ms {:.0} GF/s | fwd {:.1} ms {:.0} GF/s | xgrad {:.1} ms {:.0} GF/s",
-                tw * 1e3, flops / tw / 1e9, tf * 1e3, flops / tf / 1e9, ti * 1e3, flops / ti / 1e9);
-        }
-    }
 }
