@@ -1,10 +1,160 @@
 //! The training fast path's computations on whole NCHW batches of plain `f32` slices: the
 //! convolutions (forward, input gradient, weight gradient) as matrix products
 //! ([`crate::model::kernels`]) and batch norm with its ReLU fused into one forward and one
-//! backward kernel. Each image (or each channel) is one task on the CPU's threads.
+//! backward kernel. Each image (or each channel) is one task on the CPU's threads, except on
+//! small feature maps, where a convolution is one product for the whole batch.
 
 use crate::model::kernels::{self, Geometry, View, for_each_chunk, gemm_parallelism};
 use rayon::prelude::*;
+
+/// Below this many pixels per feature map (DenseNet's last two blocks at 128², the last at 224²)
+/// a convolution multiplies the whole batch at once, on a channels-first copy `[C, B·H·W]`: a
+/// product per image would be too thin for the gemm to run at speed (a 3×3's weight gradient at
+/// 4×4: 27 GFLOP/s per image against 100 at 32×32).
+const MERGE_BELOW_PIXELS: usize = 256;
+
+/// `[B, rows, P]` → `[rows, B·P]`: the images of a batch side by side.
+fn side_by_side(x: &[f32], batch: usize, rows: usize, pixels: usize) -> Vec<f32> {
+    let n = batch * pixels;
+    let mut out = vec![0.0f32; rows * n];
+    for_each_chunk(&mut out, n, |row, out| {
+        for (b, out) in out.chunks_exact_mut(pixels).enumerate() {
+            out.copy_from_slice(&x[(b * rows + row) * pixels..][..pixels]);
+        }
+    });
+    out
+}
+
+/// The inverse of [`side_by_side`]: `[rows, B·P]` → `[B, rows, P]`.
+fn one_after_another(x: &[f32], batch: usize, rows: usize, pixels: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; batch * rows * pixels];
+    for_each_chunk(&mut out, pixels, |i, out| {
+        let (b, row) = (i / rows, i % rows);
+        out.copy_from_slice(&x[row * batch * pixels + b * pixels..][..pixels]);
+    });
+    out
+}
+
+/// The two convolutions a matrix product runs without im2col: a 1×1 (`[C_out, C_in]`) and a 3×3
+/// "same" ([`kernels::conv3x3_taps`]).
+enum Kernel<'a> {
+    Pointwise(View<'a>),
+    Taps(Vec<f32>),
+}
+
+/// The forward kernel of a 1×1 or 3×3 "same" convolution (`None`: another geometry).
+fn forward_kernel<'a>(g: &Geometry, weight: &'a [f32], c_out: usize) -> Option<Kernel<'a>> {
+    if g.is_pointwise() {
+        Some(Kernel::Pointwise(View::rows(weight, g.c_in)))
+    } else if g.is_3x3_same() {
+        Some(Kernel::Taps(kernels::conv3x3_taps(
+            weight, c_out, g.c_in, false,
+        )))
+    } else {
+        None
+    }
+}
+
+/// The input-gradient kernel of the same: `Wᵀ` for a 1×1; for a 3×3 "same", the convolution by
+/// the transposed, rotated kernel.
+fn input_grad_kernel<'a>(g: &Geometry, weight: &'a [f32], c_out: usize) -> Option<Kernel<'a>> {
+    if g.is_pointwise() {
+        Some(Kernel::Pointwise(View::transposed(weight, g.c_in)))
+    } else if g.is_3x3_same() {
+        Some(Kernel::Taps(kernels::conv3x3_taps(
+            weight, c_out, g.c_in, true,
+        )))
+    } else {
+        None
+    }
+}
+
+/// `images` images `x` `[images, c_in, h·w]` convolved by `kernel` (stride 1, size-preserving)
+/// into `out` `[images, c_out, h·w]`, as one product over the images side by side.
+fn convolve_images(
+    kernel: &Kernel,
+    x: &[f32],
+    images: usize,
+    (c_in, c_out): (usize, usize),
+    (h, w): (usize, usize),
+    out: &mut [f32],
+    parallelism: gemm::Parallelism,
+) {
+    let pixels = h * w;
+    let n = images * pixels;
+    let merged;
+    let x = if images > 1 {
+        merged = side_by_side(x, images, c_in, pixels);
+        &merged[..]
+    } else {
+        x
+    };
+    match kernel {
+        Kernel::Pointwise(matrix) => {
+            let mut product = vec![0.0f32; c_out * n];
+            let input = View::rows(x, n);
+            kernels::gemm_into(
+                &mut product,
+                n,
+                *matrix,
+                input,
+                (c_out, c_in, n),
+                false,
+                parallelism,
+            );
+            if images > 1 {
+                out.copy_from_slice(&one_after_another(&product, images, c_out, pixels));
+            } else {
+                out.copy_from_slice(&product);
+            }
+        }
+        Kernel::Taps(taps) => {
+            let product = kernels::conv3x3_product(taps, x, (c_in, c_out, n), parallelism);
+            let plane = |i: usize, out: &mut [f32]| {
+                kernels::conv3x3_plane(&product, (i / c_out, i % c_out), (c_out, n), (h, w), out)
+            };
+            if images > 1 {
+                for_each_chunk(out, pixels, plane);
+            } else {
+                out.chunks_exact_mut(pixels)
+                    .enumerate()
+                    .for_each(|(i, out)| plane(i, out));
+            }
+        }
+    }
+}
+
+/// `x` `[B, c_in, h·w]` convolved by `kernel` into `[B, c_out, h·w]`: the whole batch as one
+/// product on small maps, otherwise one product per image, in parallel.
+fn convolve_batch(
+    kernel: &Kernel,
+    x: &[f32],
+    batch: usize,
+    (c_in, c_out): (usize, usize),
+    (h, w): (usize, usize),
+) -> Vec<f32> {
+    let pixels = h * w;
+    let mut out = vec![0.0f32; batch * c_out * pixels];
+    if pixels < MERGE_BELOW_PIXELS {
+        let parallelism = gemm::Parallelism::Rayon(0);
+        convolve_images(
+            kernel,
+            x,
+            batch,
+            (c_in, c_out),
+            (h, w),
+            &mut out,
+            parallelism,
+        );
+    } else {
+        let parallelism = gemm_parallelism(batch);
+        for_each_chunk(&mut out, c_out * pixels, |i, out| {
+            let x = &x[i * c_in * pixels..][..c_in * pixels];
+            convolve_images(kernel, x, 1, (c_in, c_out), (h, w), out, parallelism);
+        });
+    }
+    out
+}
 
 /// `x` `[B, C_in, H, W]` convolved with `weight` `[C_out, C_in, k, k]`, no bias:
 /// `[B, C_out, out_h, out_w]`.
@@ -15,31 +165,16 @@ pub fn conv_forward(
     weight: &[f32],
     c_out: usize,
 ) -> Vec<f32> {
+    if let Some(kernel) = forward_kernel(g, weight, c_out) {
+        return convolve_batch(&kernel, x, batch, (g.c_in, c_out), (g.h, g.w));
+    }
     let plane_in = g.c_in * g.h * g.w;
     let pixels = g.out_h() * g.out_w();
     let mut out = vec![0.0f32; batch * c_out * pixels];
     let parallelism = gemm_parallelism(batch);
-    let taps = g
-        .is_3x3_same()
-        .then(|| kernels::conv3x3_taps(weight, c_out, g.c_in, false));
     for_each_chunk(&mut out, c_out * pixels, |i, out| {
         let x = &x[i * plane_in..][..plane_in];
-        if let Some(taps) = &taps {
-            kernels::conv3x3_image(taps, x, out, (g.c_in, c_out, g.h, g.w), parallelism);
-        } else if g.is_pointwise() {
-            let view = View::rows(weight, g.c_in);
-            kernels::gemm_into(
-                out,
-                pixels,
-                view,
-                View::rows(x, pixels),
-                (c_out, g.c_in, pixels),
-                false,
-                parallelism,
-            );
-        } else {
-            kernels::conv_im2col_image(weight, x, out, g, c_out, parallelism);
-        }
+        kernels::conv_im2col_image(weight, x, out, g, c_out, parallelism);
     });
     out
 }
@@ -53,52 +188,36 @@ pub fn conv_input_grad(
     weight: &[f32],
     c_out: usize,
 ) -> Vec<f32> {
+    if let Some(kernel) = input_grad_kernel(g, weight, c_out) {
+        return convolve_batch(&kernel, dy, batch, (c_out, g.c_in), (g.h, g.w));
+    }
+    // Any other geometry: Wᵀ · dy per image, scattered back onto the input pixels.
     let plane_in = g.c_in * g.h * g.w;
     let pixels = g.out_h() * g.out_w();
+    let k = g.taps();
     let mut dx = vec![0.0f32; batch * plane_in];
     let parallelism = gemm_parallelism(batch);
-    // A 3×3 "same" convolution's input gradient is the same convolution of dy by the transposed,
-    // rotated kernel.
-    let taps = g
-        .is_3x3_same()
-        .then(|| kernels::conv3x3_taps(weight, c_out, g.c_in, true));
-    let k = g.taps();
     for_each_chunk(&mut dx, plane_in, |i, dx| {
-        let dy = &dy[i * c_out * pixels..][..c_out * pixels];
-        // Wᵀ: [C_in·k·k, C_out].
+        let dy = View::rows(&dy[i * c_out * pixels..][..c_out * pixels], pixels);
+        let mut col = vec![0.0f32; k * pixels];
         let weight_t = View::transposed(weight, k);
-        if let Some(taps) = &taps {
-            kernels::conv3x3_image(taps, dy, dx, (c_out, g.c_in, g.h, g.w), parallelism);
-        } else if g.is_pointwise() {
-            kernels::gemm_into(
-                dx,
-                pixels,
-                weight_t,
-                View::rows(dy, pixels),
-                (g.c_in, c_out, pixels),
-                false,
-                parallelism,
-            );
-        } else {
-            let mut col = vec![0.0f32; k * pixels];
-            kernels::gemm_into(
-                &mut col,
-                pixels,
-                weight_t,
-                View::rows(dy, pixels),
-                (k, c_out, pixels),
-                false,
-                parallelism,
-            );
-            dx.fill(0.0);
-            kernels::col2im_add(&col, g, dx);
-        }
+        kernels::gemm_into(
+            &mut col,
+            pixels,
+            weight_t,
+            dy,
+            (k, c_out, pixels),
+            false,
+            parallelism,
+        );
+        kernels::col2im_add(&col, g, dx);
     });
     dx
 }
 
 /// The gradient of [`conv_forward`] with respect to its weight: `Σ_images dy · im2col(x)ᵀ`,
-/// `[C_out, C_in·k·k]` (a 1×1 convolution multiplies by the input itself).
+/// `[C_out, C_in·k·k]` (a 1×1 convolution multiplies by the input itself). Accumulated as
+/// `dWᵀ = im2col(x) · dyᵀ` and transposed once at the end.
 pub fn conv_weight_grad(
     x: &[f32],
     dy: &[f32],
@@ -109,58 +228,64 @@ pub fn conv_weight_grad(
     let plane_in = g.c_in * g.h * g.w;
     let pixels = g.out_h() * g.out_w();
     let k = g.taps();
-    let add_image = |dw: &mut [f32], i: usize, parallelism| {
+    let size = c_out * k;
+    // im2col(x) of image i, `[C_in·k·k, P]` (x itself for a 1×1).
+    let columns = |i: usize| -> std::borrow::Cow<[f32]> {
         let x = &x[i * plane_in..][..plane_in];
-        let dy = View::transposed(&dy[i * c_out * pixels..][..c_out * pixels], pixels);
-        // Accumulated as dWᵀ [C_in·k·k, C_out] = im2col(x) · dyᵀ (transposed once at the end).
         if g.is_pointwise() {
-            kernels::gemm_into(
-                dw,
-                c_out,
-                View::rows(x, pixels),
-                dy,
-                (k, pixels, c_out),
-                true,
-                parallelism,
-            );
+            x.into()
         } else {
-            let col = kernels::im2col(x, g);
-            kernels::gemm_into(
-                dw,
-                c_out,
-                View::rows(&col, pixels),
-                dy,
-                (k, pixels, c_out),
-                true,
-                parallelism,
-            );
+            kernels::im2col(x, g).into()
         }
     };
-    let size = c_out * k;
-    let transposed = if batch < rayon::current_num_threads() {
+    // dWᵀ += columns · dyᵀ over `images` images side by side (n = images · P).
+    let accumulate = |dw: &mut [f32], columns: &[f32], dy: &[f32], n: usize, parallelism| {
+        let (lhs, rhs) = (View::rows(columns, n), View::transposed(dy, n));
+        kernels::gemm_into(dw, c_out, lhs, rhs, (k, n, c_out), true, parallelism);
+    };
+    let transposed = if pixels < MERGE_BELOW_PIXELS {
+        let stacked: std::borrow::Cow<[f32]> = if g.is_pointwise() {
+            x.into()
+        } else {
+            (0..batch)
+                .flat_map(|i| columns(i).into_owned())
+                .collect::<Vec<_>>()
+                .into()
+        };
+        let columns = side_by_side(&stacked, batch, k, pixels);
+        let dy = side_by_side(dy, batch, c_out, pixels);
         let mut dw = vec![0.0f32; size];
-        for i in 0..batch {
-            add_image(&mut dw, i, gemm::Parallelism::Rayon(0));
-        }
+        let n = batch * pixels;
+        accumulate(&mut dw, &columns, &dy, n, gemm::Parallelism::Rayon(0));
         dw
     } else {
-        // One partial sum per thread's run of images, then their sum.
-        (0..batch)
-            .into_par_iter()
-            .fold(
-                || vec![0.0f32; size],
-                |mut dw, i| {
-                    add_image(&mut dw, i, gemm::Parallelism::None);
-                    dw
-                },
-            )
-            .reduce(
-                || vec![0.0f32; size],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            )
+        let image = |dw: &mut Vec<f32>, i: usize, parallelism| {
+            let dy = &dy[i * c_out * pixels..][..c_out * pixels];
+            accumulate(dw, &columns(i), dy, pixels, parallelism);
+        };
+        if batch < rayon::current_num_threads() {
+            let mut dw = vec![0.0f32; size];
+            (0..batch).for_each(|i| image(&mut dw, i, gemm::Parallelism::Rayon(0)));
+            dw
+        } else {
+            // One partial sum per thread's run of images, then their sum.
+            (0..batch)
+                .into_par_iter()
+                .fold(
+                    || vec![0.0f32; size],
+                    |mut dw, i| {
+                        image(&mut dw, i, gemm::Parallelism::None);
+                        dw
+                    },
+                )
+                .reduce(
+                    || vec![0.0f32; size],
+                    |mut a, b| {
+                        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                        a
+                    },
+                )
+        }
     };
     let mut dw = vec![0.0f32; size];
     for (row, column) in transposed.chunks_exact(c_out).enumerate() {
