@@ -2,7 +2,7 @@
 //! them (`flex-generic`, burn's generic ops: the "before") vs PyTorch CPU, the same DenseNet121
 //! step (forward + backward + Adam, batch 16, random data), measured in the same run.
 //!
-//!   cargo bench --bench train_step [-- --sizes 224,128 --batch 16 --steps 3 --backend flex,flex-generic]
+//!   cargo bench --bench train_step [-- --sizes 224,128 --batch 16 --steps 5 --backend flex,flex-generic]
 //!
 //! Prints images/s for each backend and PyTorch, and the ratio (ours / PyTorch; ≥ 1.0 means we
 //! are faster). PyTorch is the `python3` on PATH (`pip install torch torchvision`; scripts/bench.sh
@@ -76,7 +76,7 @@ fn main() {
         .map(|s| s.parse().expect("size"))
         .collect();
     let batch: usize = arg("--batch", "16").parse().expect("batch");
-    let steps: usize = arg("--steps", "3").parse().expect("steps");
+    let steps: usize = arg("--steps", "5").parse().expect("steps");
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

@@ -39,9 +39,8 @@ fn assert_close<const D: usize>(what: &str, got: Tensor<D>, expected: Tensor<D>)
 /// Output, input gradient and weight gradient of our convolution and burn's `Conv2d`.
 #[test]
 fn convolutions_match_burn_values_and_gradients() {
-    // [batch, C_in, C_out, H, W, kernel, stride, padding]: the dense layers' 1×1 and 3×3 (on maps
-    // of at least 256 pixels, one product per image; below, one for the whole batch), the stem's
-    // 7×7 stride 2, and odd ones for the general path.
+    // [batch, C_in, C_out, H, W, kernel, stride, padding]: the dense layers' 1×1 and 3×3 on
+    // larger and smaller maps, the stem's 7×7 stride 2, and odd ones for the general path.
     let cases = [
         [2, 6, 4, 17, 16, 1, 1, 0],
         [3, 5, 3, 16, 17, 3, 1, 1],

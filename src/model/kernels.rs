@@ -164,52 +164,29 @@ pub fn conv3x3_image(
     (c_in, c_out, h, w): (usize, usize, usize, usize),
     parallelism: gemm::Parallelism,
 ) {
-    let product = conv3x3_product(taps, x, (c_in, c_out, h * w), parallelism);
-    for (o, out) in out.chunks_exact_mut(h * w).enumerate() {
-        conv3x3_plane(&product, (0, o), (c_out, h * w), (h, w), out);
-    }
-}
-
-/// The kn2row product `taps · x` `[9·C_out, n]` for `x` `[C_in, n]`: one image (n = H·W), or
-/// several side by side (n = images · H·W, see [`conv3x3_plane`]).
-pub fn conv3x3_product(
-    taps: &[f32],
-    x: &[f32],
-    (c_in, c_out, n): (usize, usize, usize),
-    parallelism: gemm::Parallelism,
-) -> Vec<f32> {
-    let mut product = vec![0.0f32; 9 * c_out * n];
+    let plane = h * w;
+    let mut product = vec![0.0f32; 9 * c_out * plane];
     gemm_into(
         &mut product,
-        n,
+        plane,
         View::rows(taps, c_in),
-        View::rows(x, n),
-        (9 * c_out, c_in, n),
+        View::rows(x, plane),
+        (9 * c_out, c_in, plane),
         false,
         parallelism,
     );
-    product
-}
-
-/// Output plane `o` of image `image` from a [`conv3x3_product`] with rows of `n` values: the sum
-/// of its nine tap planes, each shifted by the tap's offset.
-pub fn conv3x3_plane(
-    product: &[f32],
-    (image, o): (usize, usize),
-    (c_out, n): (usize, usize),
-    (h, w): (usize, usize),
-    out: &mut [f32],
-) {
     out.fill(0.0);
-    for tap in 0..9 {
-        let source = &product[(tap * c_out + o) * n + image * h * w..][..h * w];
-        add_shifted(
-            out,
-            source,
-            (h, w),
-            (tap / 3) as isize - 1,
-            (tap % 3) as isize - 1,
-        );
+    for (o, out) in out.chunks_exact_mut(plane).enumerate() {
+        for tap in 0..9 {
+            let source = &product[(tap * c_out + o) * plane..][..plane];
+            add_shifted(
+                out,
+                source,
+                (h, w),
+                (tap / 3) as isize - 1,
+                (tap % 3) as isize - 1,
+            );
+        }
     }
 }
 

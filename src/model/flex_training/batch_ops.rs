@@ -1,39 +1,12 @@
 //! The training fast path's computations on whole NCHW batches of plain `f32` slices: the
 //! convolutions (forward, input gradient, weight gradient) as matrix products
 //! ([`crate::model::kernels`]) and batch norm with its ReLU fused into one forward and one
-//! backward kernel. Each image (or each channel) is one task on the CPU's threads, except on
-//! small feature maps, where a convolution is one product for the whole batch.
+//! backward kernel. Each image (or each channel) is one task on the CPU's threads. (Multiplying
+//! the whole batch at once on DenseNet's small last-block maps was tried and measured slower:
+//! 13.2–13.5 against 16.0–16.4 images/s at 128², the copies costing more than the thin products.)
 
 use crate::model::kernels::{self, Geometry, View, for_each_chunk, gemm_parallelism};
 use rayon::prelude::*;
-
-/// Below this many pixels per feature map (DenseNet's last two blocks at 128², the last at 224²)
-/// a convolution multiplies the whole batch at once, on a channels-first copy `[C, B·H·W]`: a
-/// product per image would be too thin for the gemm to run at speed (a 3×3's weight gradient at
-/// 4×4: 27 GFLOP/s per image against 100 at 32×32).
-const MERGE_BELOW_PIXELS: usize = 256;
-
-/// `[B, rows, P]` → `[rows, B·P]`: the images of a batch side by side.
-fn side_by_side(x: &[f32], batch: usize, rows: usize, pixels: usize) -> Vec<f32> {
-    let n = batch * pixels;
-    let mut out = vec![0.0f32; rows * n];
-    for_each_chunk(&mut out, n, |row, out| {
-        for (b, out) in out.chunks_exact_mut(pixels).enumerate() {
-            out.copy_from_slice(&x[(b * rows + row) * pixels..][..pixels]);
-        }
-    });
-    out
-}
-
-/// The inverse of [`side_by_side`]: `[rows, B·P]` → `[B, rows, P]`.
-fn one_after_another(x: &[f32], batch: usize, rows: usize, pixels: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; batch * rows * pixels];
-    for_each_chunk(&mut out, pixels, |i, out| {
-        let (b, row) = (i / rows, i % rows);
-        out.copy_from_slice(&x[row * batch * pixels + b * pixels..][..pixels]);
-    });
-    out
-}
 
 /// The two convolutions a matrix product runs without im2col: a 1×1 (`[C_out, C_in]`) and a 3×3
 /// "same" ([`kernels::conv3x3_taps`]).
@@ -69,63 +42,8 @@ fn input_grad_kernel<'a>(g: &Geometry, weight: &'a [f32], c_out: usize) -> Optio
     }
 }
 
-/// `images` images `x` `[images, c_in, h·w]` convolved by `kernel` (stride 1, size-preserving)
-/// into `out` `[images, c_out, h·w]`, as one product over the images side by side.
-fn convolve_images(
-    kernel: &Kernel,
-    x: &[f32],
-    images: usize,
-    (c_in, c_out): (usize, usize),
-    (h, w): (usize, usize),
-    out: &mut [f32],
-    parallelism: gemm::Parallelism,
-) {
-    let pixels = h * w;
-    let n = images * pixels;
-    let merged;
-    let x = if images > 1 {
-        merged = side_by_side(x, images, c_in, pixels);
-        &merged[..]
-    } else {
-        x
-    };
-    match kernel {
-        Kernel::Pointwise(matrix) => {
-            let mut product = vec![0.0f32; c_out * n];
-            let input = View::rows(x, n);
-            kernels::gemm_into(
-                &mut product,
-                n,
-                *matrix,
-                input,
-                (c_out, c_in, n),
-                false,
-                parallelism,
-            );
-            if images > 1 {
-                out.copy_from_slice(&one_after_another(&product, images, c_out, pixels));
-            } else {
-                out.copy_from_slice(&product);
-            }
-        }
-        Kernel::Taps(taps) => {
-            let product = kernels::conv3x3_product(taps, x, (c_in, c_out, n), parallelism);
-            let plane = |i: usize, out: &mut [f32]| {
-                kernels::conv3x3_plane(&product, (i / c_out, i % c_out), (c_out, n), (h, w), out)
-            };
-            if images > 1 {
-                for_each_chunk(out, pixels, plane);
-            } else {
-                out.chunks_exact_mut(pixels)
-                    .enumerate()
-                    .for_each(|(i, out)| plane(i, out));
-            }
-        }
-    }
-}
-
-/// `x` `[B, c_in, h·w]` convolved by `kernel` into `[B, c_out, h·w]`: the whole batch as one
-/// product on small maps, otherwise one product per image, in parallel.
+/// `x` `[B, c_in, h·w]` convolved by `kernel` (stride 1, size-preserving) into
+/// `[B, c_out, h·w]`, one image per task.
 fn convolve_batch(
     kernel: &Kernel,
     x: &[f32],
@@ -135,24 +53,20 @@ fn convolve_batch(
 ) -> Vec<f32> {
     let pixels = h * w;
     let mut out = vec![0.0f32; batch * c_out * pixels];
-    if pixels < MERGE_BELOW_PIXELS {
-        let parallelism = gemm::Parallelism::Rayon(0);
-        convolve_images(
-            kernel,
-            x,
-            batch,
-            (c_in, c_out),
-            (h, w),
-            &mut out,
-            parallelism,
-        );
-    } else {
-        let parallelism = gemm_parallelism(batch);
-        for_each_chunk(&mut out, c_out * pixels, |i, out| {
-            let x = &x[i * c_in * pixels..][..c_in * pixels];
-            convolve_images(kernel, x, 1, (c_in, c_out), (h, w), out, parallelism);
-        });
-    }
+    let parallelism = gemm_parallelism(batch);
+    for_each_chunk(&mut out, c_out * pixels, |i, out| {
+        let x = &x[i * c_in * pixels..][..c_in * pixels];
+        match kernel {
+            Kernel::Pointwise(matrix) => {
+                let input = View::rows(x, pixels);
+                let dims = (c_out, c_in, pixels);
+                kernels::gemm_into(out, pixels, *matrix, input, dims, false, parallelism);
+            }
+            Kernel::Taps(taps) => {
+                kernels::conv3x3_image(taps, x, out, (c_in, c_out, h, w), parallelism)
+            }
+        }
+    });
     out
 }
 
@@ -229,63 +143,50 @@ pub fn conv_weight_grad(
     let pixels = g.out_h() * g.out_w();
     let k = g.taps();
     let size = c_out * k;
-    // im2col(x) of image i, `[C_in·k·k, P]` (x itself for a 1×1).
-    let columns = |i: usize| -> std::borrow::Cow<[f32]> {
+    // dWᵀ += im2col(x_i) · dy_iᵀ (x_i itself for a 1×1).
+    let add_image = |dw: &mut Vec<f32>, i: usize, parallelism| {
         let x = &x[i * plane_in..][..plane_in];
-        if g.is_pointwise() {
-            x.into()
+        let col;
+        let columns = if g.is_pointwise() {
+            x
         } else {
-            kernels::im2col(x, g).into()
-        }
-    };
-    // dWᵀ += columns · dyᵀ over `images` images side by side (n = images · P).
-    let accumulate = |dw: &mut [f32], columns: &[f32], dy: &[f32], n: usize, parallelism| {
-        let (lhs, rhs) = (View::rows(columns, n), View::transposed(dy, n));
-        kernels::gemm_into(dw, c_out, lhs, rhs, (k, n, c_out), true, parallelism);
-    };
-    let transposed = if pixels < MERGE_BELOW_PIXELS {
-        let stacked: std::borrow::Cow<[f32]> = if g.is_pointwise() {
-            x.into()
-        } else {
-            (0..batch)
-                .flat_map(|i| columns(i).into_owned())
-                .collect::<Vec<_>>()
-                .into()
+            col = kernels::im2col(x, g);
+            &col
         };
-        let columns = side_by_side(&stacked, batch, k, pixels);
-        let dy = side_by_side(dy, batch, c_out, pixels);
+        let dy = View::transposed(&dy[i * c_out * pixels..][..c_out * pixels], pixels);
+        let dims = (k, pixels, c_out);
+        kernels::gemm_into(
+            dw,
+            c_out,
+            View::rows(columns, pixels),
+            dy,
+            dims,
+            true,
+            parallelism,
+        );
+    };
+    let transposed = if batch < rayon::current_num_threads() {
         let mut dw = vec![0.0f32; size];
-        let n = batch * pixels;
-        accumulate(&mut dw, &columns, &dy, n, gemm::Parallelism::Rayon(0));
+        (0..batch).for_each(|i| add_image(&mut dw, i, gemm::Parallelism::Rayon(0)));
         dw
     } else {
-        let image = |dw: &mut Vec<f32>, i: usize, parallelism| {
-            let dy = &dy[i * c_out * pixels..][..c_out * pixels];
-            accumulate(dw, &columns(i), dy, pixels, parallelism);
-        };
-        if batch < rayon::current_num_threads() {
-            let mut dw = vec![0.0f32; size];
-            (0..batch).for_each(|i| image(&mut dw, i, gemm::Parallelism::Rayon(0)));
-            dw
-        } else {
-            // One partial sum per thread's run of images, then their sum.
-            (0..batch)
-                .into_par_iter()
-                .fold(
-                    || vec![0.0f32; size],
-                    |mut dw, i| {
-                        image(&mut dw, i, gemm::Parallelism::None);
-                        dw
-                    },
-                )
-                .reduce(
-                    || vec![0.0f32; size],
-                    |mut a, b| {
-                        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                        a
-                    },
-                )
-        }
+        // One partial sum per thread's run of images, then their sum.
+        (0..batch)
+            .into_par_iter()
+            .fold(
+                || vec![0.0f32; size],
+                |mut dw, i| {
+                    add_image(&mut dw, i, gemm::Parallelism::None);
+                    dw
+                },
+            )
+            .reduce(
+                || vec![0.0f32; size],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            )
     };
     let mut dw = vec![0.0f32; size];
     for (row, column) in transposed.chunks_exact(c_out).enumerate() {
