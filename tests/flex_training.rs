@@ -36,6 +36,26 @@ fn assert_close<const D: usize>(what: &str, got: Tensor<D>, expected: Tensor<D>)
     );
 }
 
+/// Asserts our output `got` equals burn's `expected`, then back-propagates the same random
+/// upstream gradient through each: (our gradients, burn's), with the input's compared.
+fn compare_and_backward(
+    what: &str,
+    x: &Tensor<4>,
+    got: Tensor<4>,
+    expected: Tensor<4>,
+) -> (burn::tensor::Gradients, burn::tensor::Gradients) {
+    assert_close(&format!("{what}: output"), got.clone(), expected.clone());
+    let upstream = random(expected.dims());
+    let ours = (got * upstream.clone()).sum().backward();
+    let theirs = (expected * upstream).sum().backward();
+    assert_close(
+        &format!("{what}: input gradient"),
+        x.grad(&ours).unwrap(),
+        x.grad(&theirs).unwrap(),
+    );
+    (ours, theirs)
+}
+
 /// Output, input gradient and weight gradient of our convolution and burn's `Conv2d`.
 #[test]
 fn convolutions_match_burn_values_and_gradients() {
@@ -64,17 +84,8 @@ fn convolutions_match_burn_values_and_gradients() {
             .init(&device());
         let x = random([batch, c_in, h, w]).require_grad();
         let expected = conv.forward(x.clone());
-        let upstream = random(expected.dims());
         let got = flex_training::conv2d(x.clone(), conv.weight.val(), stride, padding);
-        assert_close(&format!("{what}: output"), got.clone(), expected.clone());
-
-        let ours = (got * upstream.clone()).sum().backward();
-        let theirs = (expected * upstream).sum().backward();
-        assert_close(
-            &format!("{what}: input gradient"),
-            x.grad(&ours).unwrap(),
-            x.grad(&theirs).unwrap(),
-        );
+        let (ours, theirs) = compare_and_backward(&what, &x, got, expected);
         let weight = conv.weight.val();
         assert_close(
             &format!("{what}: weight gradient"),
@@ -111,16 +122,7 @@ fn batch_norm_matches_burn_values_gradients_and_running_statistics() {
                 expected = burn::tensor::activation::relu(expected);
             }
             let got = flex_training::batch_norm(&ours_bn, x.clone(), relu);
-            assert_close(&format!("{what}: output"), got.clone(), expected.clone());
-
-            let upstream = random(expected.dims());
-            let ours = (got * upstream.clone()).sum().backward();
-            let theirs = (expected * upstream).sum().backward();
-            assert_close(
-                &format!("{what}: input gradient"),
-                x.grad(&ours).unwrap(),
-                x.grad(&theirs).unwrap(),
-            );
+            let (ours, theirs) = compare_and_backward(&what, &x, got, expected);
             for (name, ours_param, burn_param) in [
                 ("γ", ours_bn.gamma.val(), burn_bn.gamma.val()),
                 ("β", ours_bn.beta.val(), burn_bn.beta.val()),

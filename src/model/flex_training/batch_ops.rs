@@ -15,28 +15,24 @@ enum Kernel<'a> {
     Taps(Vec<f32>),
 }
 
-/// The forward kernel of a 1×1 or 3×3 "same" convolution (`None`: another geometry).
-fn forward_kernel<'a>(g: &Geometry, weight: &'a [f32], c_out: usize) -> Option<Kernel<'a>> {
+/// The kernel of a 1×1 or 3×3 "same" convolution (`None`: another geometry), or with
+/// `input_gradient` that of its input gradient: `Wᵀ` for a 1×1, the convolution by the
+/// transposed, rotated kernel for a 3×3.
+fn matrix_kernel<'a>(
+    g: &Geometry,
+    weight: &'a [f32],
+    c_out: usize,
+    input_gradient: bool,
+) -> Option<Kernel<'a>> {
     if g.is_pointwise() {
-        Some(Kernel::Pointwise(View::rows(weight, g.c_in)))
+        Some(Kernel::Pointwise(if input_gradient {
+            View::transposed(weight, g.c_in)
+        } else {
+            View::rows(weight, g.c_in)
+        }))
     } else if g.is_3x3_same() {
-        Some(Kernel::Taps(kernels::conv3x3_taps(
-            weight, c_out, g.c_in, false,
-        )))
-    } else {
-        None
-    }
-}
-
-/// The input-gradient kernel of the same: `Wᵀ` for a 1×1; for a 3×3 "same", the convolution by
-/// the transposed, rotated kernel.
-fn input_grad_kernel<'a>(g: &Geometry, weight: &'a [f32], c_out: usize) -> Option<Kernel<'a>> {
-    if g.is_pointwise() {
-        Some(Kernel::Pointwise(View::transposed(weight, g.c_in)))
-    } else if g.is_3x3_same() {
-        Some(Kernel::Taps(kernels::conv3x3_taps(
-            weight, c_out, g.c_in, true,
-        )))
+        let taps = kernels::conv3x3_taps(weight, c_out, g.c_in, input_gradient);
+        Some(Kernel::Taps(taps))
     } else {
         None
     }
@@ -79,7 +75,7 @@ pub fn conv_forward(
     weight: &[f32],
     c_out: usize,
 ) -> Vec<f32> {
-    if let Some(kernel) = forward_kernel(g, weight, c_out) {
+    if let Some(kernel) = matrix_kernel(g, weight, c_out, false) {
         return convolve_batch(&kernel, x, batch, (g.c_in, c_out), (g.h, g.w));
     }
     let plane_in = g.c_in * g.h * g.w;
@@ -102,7 +98,7 @@ pub fn conv_input_grad(
     weight: &[f32],
     c_out: usize,
 ) -> Vec<f32> {
-    if let Some(kernel) = input_grad_kernel(g, weight, c_out) {
+    if let Some(kernel) = matrix_kernel(g, weight, c_out, true) {
         return convolve_batch(&kernel, dy, batch, (c_out, g.c_in), (g.h, g.w));
     }
     // Any other geometry: Wᵀ · dy per image, scattered back onto the input pixels.
