@@ -172,7 +172,7 @@ fn norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     relu(norm(bn, x))
 }
 
-/// Batch norm (then ReLU when `relu`) on an autodiff device.
+/// Batch norm (then ReLU when `with_relu`) on an autodiff device.
 fn train_norm(bn: &BatchNorm, x: Tensor<4>, with_relu: bool) -> Tensor<4> {
     #[cfg(not(target_arch = "wasm32"))]
     if flex_training::applies(&x) && bn.training.is_enabled() {

@@ -1,7 +1,8 @@
 //! Inference kernels for the CPU where burn's flex backend is slow on DenseNet's shapes. Only for
-//! tensors on the flex device without autodiff ([`applies`]): training needs burn's gradients,
-//! the WebGPU path burn's shaders. Each is checked against burn's own op in the tests below;
-//! the figures are in docs/benchmarks.md ("What changed the figures").
+//! tensors on the flex device without autodiff ([`applies`]): training on flex has its own, with
+//! gradients ([`super::flex_training`]), the WebGPU path burn's shaders. The convolutions' cores
+//! are the slice kernels of [`super::kernels`]. Each is checked against burn's own op in the
+//! tests below; the figures are in docs/benchmarks.md ("What changed the figures").
 //!
 //! - [`conv3x3`]: the dense layers' 3×3 convolution (stride 1, padding 1, no bias) as one matrix
 //!   product and nine shifted sums ("kn2row", Vasudevan et al., 2017). burn runs it as im2col

@@ -4,12 +4,12 @@
 //! burn's generic path runs a convolution's weight gradient as a whole convolution with batch and
 //! channels swapped, its input gradient as a transposed convolution, and a training batch norm as
 //! about ten forward and thirteen backward full-tensor passes with transposed copies. Here each
-//! is a matrix product per image ([`batch_ops`]) or two reading passes and one writing pass.
+//! is a matrix product per image (`batch_ops`) or two reading passes and one writing pass.
 //!
 //! burn's backend extension ([`FlexTraining`]) routes the two operations to the flex
 //! implementation below, and on an autodiff device to ours in `backward`, which records them in
 //! the graph with their own backward steps. Only for f32 tensors on flex with autodiff
-//! ([`applies`]); inference keeps [`super::cpu_kernels`], other backends (wgpu) keep burn's ops.
+//! ([`applies`]); inference keeps `cpu_kernels`, other backends (wgpu) keep burn's ops.
 //! Checked against burn's generic ops, values and gradients, in `tests/flex_training.rs`.
 
 mod backward;
