@@ -1,6 +1,6 @@
 //! Fitting the OOD statistics for existing weights (no retraining; `pneumoscope fit-ood` and
 //! `export`): the pooled features of the training X-rays, split by patient exactly as the
-//! weights' training run split them; probabilistic PCA ([`ppca`](crate::ood::ppca)) on the
+//! weights' training run split them; probabilistic PCA ([`crate::ood::ppca`]) on the
 //! training part; the refusal threshold chosen on the validation part.
 
 use super::config::TrainConfig;
