@@ -25,11 +25,17 @@ fn random<const D: usize>(shape: [usize; D]) -> Tensor<D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device())
 }
 
+/// `(max |got − expected|, max |expected|)`.
+fn difference_and_scale<const D: usize>(got: Tensor<D>, expected: Tensor<D>) -> (f32, f32) {
+    let scale: f32 = expected.clone().abs().max().into_scalar();
+    let diff: f32 = (got - expected).abs().max().into_scalar();
+    (diff, scale)
+}
+
 /// `max |got − expected| ≤ TOLERANCE · max(1, max |expected|)`.
 fn assert_close<const D: usize>(what: &str, got: Tensor<D>, expected: Tensor<D>) {
     assert_eq!(got.dims(), expected.dims(), "{what}: shape");
-    let scale: f32 = expected.clone().abs().max().into_scalar();
-    let diff: f32 = (got - expected).abs().max().into_scalar();
+    let (diff, scale) = difference_and_scale(got, expected);
     assert!(
         diff <= TOLERANCE * scale.max(1.0),
         "{what}: max |Δ| {diff} against max |expected| {scale}"
@@ -179,8 +185,7 @@ fn relative_differences(a: &[Tensor<1>], b: &[Tensor<1>]) -> Vec<f32> {
     a.iter()
         .zip(b)
         .map(|(a, b)| {
-            let scale: f32 = b.clone().abs().max().into_scalar();
-            let diff: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
+            let (diff, scale) = difference_and_scale(a.clone(), b.clone());
             diff / scale.max(1e-12)
         })
         .collect()
