@@ -2,6 +2,7 @@
 //! crash or a full disk never leaves a half-written file, and read back for an exact resume.
 
 use super::config::TrainConfig;
+use super::ema::Ema;
 use super::schedule::{BestSoFar, PlateauState};
 use crate::model::DenseNet;
 use anyhow::Context;
@@ -108,10 +109,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
 }
 
+/// The weight average's file inside a checkpoint (runs with `--ema`).
+const EMA_FILE: &str = "ema.bpk";
+
 pub fn save_checkpoint(
     files: &RunFiles,
     model: &DenseNet,
     optim: &ModuleOptimizer,
+    ema: Option<&Ema>,
     state: &TrainState,
 ) -> anyhow::Result<()> {
     let fresh = files.dir.join("checkpoint.partial");
@@ -121,6 +126,12 @@ pub fn save_checkpoint(
     model
         .save_into(&mut store)
         .map_err(|e| anyhow::anyhow!("saving model: {e}"))?;
+    if let Some(ema) = ema {
+        let mut store = BurnpackStore::from_file(fresh.join(EMA_FILE)).overwrite(true);
+        ema.model
+            .save_into(&mut store)
+            .map_err(|e| anyhow::anyhow!("saving the weight average: {e}"))?;
+    }
     optim
         .save(fresh.join("optimizer.bpk"))
         .map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
@@ -144,6 +155,7 @@ pub fn load_checkpoint(
     files: &RunFiles,
     model: DenseNet,
     optim: ModuleOptimizer,
+    ema: Option<&mut Ema>,
 ) -> anyhow::Result<(DenseNet, ModuleOptimizer, TrainState)> {
     let mut dir = files.checkpoint();
     if !dir.join("state.json").exists() {
@@ -158,6 +170,18 @@ pub fn load_checkpoint(
     model
         .load_from(&mut store)
         .map_err(|e| anyhow::anyhow!("loading checkpoint model: {e}"))?;
+    if let Some(ema) = ema {
+        let path = dir.join(EMA_FILE);
+        anyhow::ensure!(
+            path.exists(),
+            "the checkpoint has no weight average ({}) although the run keeps one",
+            path.display()
+        );
+        let mut store = BurnpackStore::from_file(path);
+        ema.model
+            .load_from(&mut store)
+            .map_err(|e| anyhow::anyhow!("loading the weight average: {e}"))?;
+    }
     let optim = optim
         .load(dir.join("optimizer.bpk"))
         .map_err(|e| anyhow::anyhow!("loading optimizer state: {e:?}"))?;

@@ -3,6 +3,7 @@
 
 use super::augment::Augmentation;
 use super::sampling::Sampling;
+use super::schedule::LearningRateSchedule;
 use crate::model::DenseNetConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -21,7 +22,10 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
+    /// Plateau's floor; cosine decays to it.
     pub min_learning_rate: f64,
+    #[serde(default)]
+    pub schedule: LearningRateSchedule,
     pub plateau_patience: usize,
     pub plateau_factor: f64,
     pub early_stopping_patience: usize,
@@ -42,6 +46,10 @@ pub struct TrainConfig {
     pub stressed_validation: bool,
     /// With `init`: epochs with the backbone frozen before the last dense blocks are unfrozen.
     pub frozen_epochs: usize,
+    /// Validate and save an exponential moving average of the weights with this decay per step
+    /// (`super::ema`) instead of the live weights; the live ones are validated beside it.
+    #[serde(default)]
+    pub ema_decay: Option<f64>,
     pub checkpoint_minutes: f64,
     /// Use at most this many training images (0 = all); for smoke tests.
     pub limit: usize,
@@ -59,6 +67,7 @@ impl Default for TrainConfig {
             batch_size: 16,
             learning_rate: 1e-3,
             min_learning_rate: 1e-6,
+            schedule: LearningRateSchedule::Plateau,
             plateau_patience: 2,
             plateau_factor: 0.3,
             early_stopping_patience: 5,
@@ -70,6 +79,7 @@ impl Default for TrainConfig {
             sampling: Sampling::Shuffle,
             stressed_validation: false,
             frozen_epochs: 2,
+            ema_decay: None,
             checkpoint_minutes: 10.0,
             limit: 0,
         }

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod dataset;
+pub mod ema;
 pub mod evaluate;
 pub mod export;
 pub mod fit_ood;

@@ -8,11 +8,12 @@ use super::checkpoint::{RunFiles, TrainState, load_checkpoint, save_checkpoint, 
 use super::config::TrainConfig;
 use super::data::PlaneSet;
 use super::dataset::{self, TrainingData};
+use super::ema::Ema;
 use super::history::{self, EpochRecord};
 use super::loss::classification_loss;
 use super::plots;
 use super::progress::progress_bar;
-use super::schedule::{EarlyStopping, Plateau};
+use super::schedule::{Cosine, EarlyStopping, LearningRateSchedule, Plateau};
 use super::scoring::positive_scores;
 use crate::card::{ModelCard, Normalisation, TestMetrics, WeightsInfo};
 use crate::metrics::{summarise, youden_threshold};
@@ -77,6 +78,8 @@ struct Run<'a> {
     norm: Normalisation,
     class_weights: Vec<f32>,
     positive: usize,
+    /// With `--schedule cosine`: the rate of every step.
+    cosine: Option<Cosine>,
 }
 
 /// How an epoch's training pass ended.
@@ -102,11 +105,13 @@ struct Validation {
 impl Run<'_> {
     /// One pass over the training images (from `state.batch`, after a mid-epoch resume),
     /// checkpointing every `checkpoint_minutes` and at Ctrl-C. The model is moved through
-    /// (the optimizer updates parameters it owns alone in place).
+    /// (the optimizer updates parameters it owns alone in place); the weight average, if any,
+    /// follows every step.
     fn train_epoch(
         &self,
         mut model: DenseNet,
         optim: &mut ModuleOptimizer,
+        ema: &mut Option<Ema>,
         state: &mut TrainState,
         last_checkpoint: &mut Instant,
     ) -> anyhow::Result<(DenseNet, EpochEnd)> {
@@ -142,7 +147,13 @@ impl Run<'_> {
             let loss = classification_loss(logits, &labels, &self.class_weights, &self.device);
             let value: f32 = loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
+            if let Some(cosine) = &self.cosine {
+                state.learning_rate = cosine.rate_at(epoch * batches + batch);
+            }
             model = optim.step(state.learning_rate, model, grads);
+            if let Some(ema) = ema.as_mut() {
+                ema.update(&model);
+            }
             state.batch = batch + 1;
             state.images_seen += indices.len();
             state.epoch_loss_sum += value as f64 * indices.len() as f64;
@@ -169,7 +180,7 @@ impl Run<'_> {
                     train_seconds: state.train_seconds + started.elapsed().as_secs_f64(),
                     ..state.clone()
                 };
-                save_checkpoint(self.files, &model, optim, &saved)?;
+                save_checkpoint(self.files, &model, optim, ema.as_ref(), &saved)?;
                 *last_checkpoint = Instant::now();
                 if stop {
                     bar.abandon_with_message(
@@ -184,6 +195,16 @@ impl Run<'_> {
         state.train_seconds += elapsed;
         let images_per_second = images_this_session as f64 / elapsed;
         Ok((model, EpochEnd::Done { images_per_second }))
+    }
+
+    /// The clean and (if the run has one) the stressed validation of `model`.
+    fn validate_both(&self, model: &DenseNet) -> anyhow::Result<(Validation, Option<Validation>)> {
+        let clean = self.validate(model, &self.data.val)?;
+        let stressed = match &self.data.stressed_val {
+            Some(set) => Some(self.validate(model, set)?),
+            None => None,
+        };
+        Ok((clean, stressed))
     }
 
     /// Scores the validation images with `model` (already without autodiff).
@@ -214,12 +235,14 @@ impl Run<'_> {
         })
     }
 
-    /// Appends the epoch's validations to validation.jsonl.
+    /// Appends the epoch's validations to validation.jsonl; `live` holds the live weights' pair
+    /// when the others are a weight average.
     fn log_validations(
         &self,
         epoch: usize,
         clean: &Validation,
         stressed: Option<&Validation>,
+        live: Option<&(Validation, Option<Validation>)>,
     ) -> anyhow::Result<()> {
         let summary = |v: &Validation| {
             serde_json::json!({
@@ -229,11 +252,17 @@ impl Run<'_> {
                 "normal_specificity_by_family": v.normals_by_family,
             })
         };
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "epoch": epoch,
             "clean": summary(clean),
             "stressed": stressed.map(summary),
         });
+        if let Some((clean, stressed)) = live {
+            line["live"] = serde_json::json!({
+                "clean": summary(clean),
+                "stressed": stressed.as_ref().map(summary),
+            });
+        }
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -353,8 +382,9 @@ pub fn train(
         learning_rate: config.learning_rate,
         ..Default::default()
     };
+    let mut ema = config.ema_decay.map(|decay| Ema::new(&model, decay));
     if resume {
-        (model, optim, state) = load_checkpoint(&files, model, optim)?;
+        (model, optim, state) = load_checkpoint(&files, model, optim, ema.as_mut())?;
         eprintln!(
             "resuming at epoch {} batch {} (lr {:.2e})",
             state.epoch + 1,
@@ -373,6 +403,11 @@ pub fn train(
         val_device,
         norm: Normalisation::imagenet(),
         positive: classes - 1,
+        cosine: (config.schedule == LearningRateSchedule::Cosine).then(|| Cosine {
+            start: config.learning_rate,
+            floor: config.min_learning_rate,
+            steps: config.epochs * data.train.planes.len().div_ceil(config.batch_size),
+        }),
     };
     let early_stopping = EarlyStopping {
         patience: config.early_stopping_patience,
@@ -392,20 +427,33 @@ pub fn train(
             model = model.freeze_backbone_except_last(if frozen { 0 } else { 2 });
         }
         let end;
-        (model, end) = run.train_epoch(model, &mut optim, &mut state, &mut last_checkpoint)?;
+        (model, end) = run.train_epoch(
+            model,
+            &mut optim,
+            &mut ema,
+            &mut state,
+            &mut last_checkpoint,
+        )?;
         let images_per_second = match end {
             EpochEnd::Done { images_per_second } => images_per_second,
             EpochEnd::Interrupted(saved) => return Ok(saved),
         };
         let train_loss = state.epoch_loss_sum / state.epoch_loss_count.max(1) as f64;
 
-        let eval_model = model.valid();
-        let validation = run.validate(&eval_model, &data.val)?;
-        let stressed = match &data.stressed_val {
-            Some(set) => Some(run.validate(&eval_model, set)?),
-            None => None,
+        // With a weight average, the average is what is selected and saved; the live weights
+        // are validated beside it, as the record of what averaging changed.
+        let (eval_model, live) = match &ema {
+            Some(ema) => (ema.model.clone(), Some(run.validate_both(&model.valid())?)),
+            None => (model.valid(), None),
         };
-        run.log_validations(epoch, &validation, stressed.as_ref())?;
+        let (validation, stressed) = run.validate_both(&eval_model)?;
+        run.log_validations(epoch, &validation, stressed.as_ref(), live.as_ref())?;
+        if let Some((_, Some(live))) = &live {
+            eprintln!(
+                "epoch {epoch}: live weights (not the average): stressed val AUC {:.4}, spec {:.4}",
+                live.metrics.roc_auc, live.metrics.specificity
+            );
+        }
         if let Some(stressed) = &stressed {
             let m = &stressed.metrics;
             eprintln!(
@@ -448,7 +496,10 @@ pub fn train(
             run.save_best(&eval_model, selection, epoch)?;
         }
         let rate = state.learning_rate;
-        state.learning_rate = plateau.next_learning_rate(&mut state.plateau, validation.loss, rate);
+        if config.schedule == LearningRateSchedule::Plateau {
+            state.learning_rate =
+                plateau.next_learning_rate(&mut state.plateau, validation.loss, rate);
+        }
         if state.learning_rate < rate {
             eprintln!(
                 "validation loss plateaued: learning rate → {:.2e}",
@@ -466,10 +517,10 @@ pub fn train(
             );
             state.finished = true;
         }
-        save_checkpoint(&files, &model, &optim, &state)?;
+        save_checkpoint(&files, &model, &optim, ema.as_ref(), &state)?;
         last_checkpoint = Instant::now();
     }
     state.finished = true;
-    save_checkpoint(&files, &model, &optim, &state)?;
+    save_checkpoint(&files, &model, &optim, ema.as_ref(), &state)?;
     Ok(state)
 }

@@ -1,7 +1,8 @@
-//! The training policy after each validation, as two small named rules: which epoch is the best
-//! so far (and when to stop looking: early stopping on the validation ROC AUC), and when to
-//! lower the learning rate (ReduceLROnPlateau on the validation loss). Their counters are part
-//! of the checkpoint, so a resumed run decides exactly as an uninterrupted one.
+//! The training policy as small named rules: which epoch is the best so far (and when to stop
+//! looking: early stopping on the validation ROC AUC), and the learning rate: lowered after each
+//! validation (ReduceLROnPlateau on the validation loss) or set per step by a cosine decay over
+//! the whole run. Their counters are part of the checkpoint, so a resumed run decides exactly as
+//! an uninterrupted one.
 
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,35 @@ impl Plateau {
     }
 }
 
+/// How the learning rate moves during a run (`train --schedule`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LearningRateSchedule {
+    /// ReduceLROnPlateau on the validation loss ([`Plateau`]).
+    #[default]
+    Plateau,
+    /// Cosine decay from the starting rate to the floor over all steps of the run ([`Cosine`]):
+    /// a fixed budget with no decision taken on a (saturated) validation loss.
+    Cosine,
+}
+
+/// Cosine decay, per optimizer step: `floor + (start − floor) · (1 + cos(π · step / steps)) / 2`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cosine {
+    pub start: f64,
+    pub floor: f64,
+    /// Steps in the whole run (epochs × batches per epoch).
+    pub steps: usize,
+}
+
+impl Cosine {
+    pub fn rate_at(&self, step: usize) -> f64 {
+        let progress = (step as f64 / self.steps.max(1) as f64).min(1.0);
+        self.floor
+            + (self.start - self.floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +154,22 @@ mod tests {
             0.3,
             "floored"
         );
+    }
+
+    #[test]
+    fn cosine_goes_from_the_start_to_the_floor_through_the_midpoint() {
+        let rule = Cosine {
+            start: 1e-3,
+            floor: 1e-5,
+            steps: 100,
+        };
+        assert_eq!(rule.rate_at(0), 1e-3);
+        assert!((rule.rate_at(50) - (1e-3 + 1e-5) / 2.0).abs() < 1e-12);
+        assert!((rule.rate_at(100) - 1e-5).abs() < 1e-12);
+        assert!(
+            (rule.rate_at(150) - 1e-5).abs() < 1e-12,
+            "past the end: the floor"
+        );
+        assert!(rule.rate_at(30) > rule.rate_at(31), "decreasing");
     }
 }

@@ -10,6 +10,7 @@ use pneumoscope::train::checkpoint::RunFiles;
 use pneumoscope::train::config::{Recipe, TrainConfig};
 use pneumoscope::train::dataset::output_count;
 use pneumoscope::train::run::{STOP, train};
+use pneumoscope::train::schedule::LearningRateSchedule;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -54,9 +55,17 @@ pub struct Args {
     /// Adam learning rate.
     #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
     lr: f64,
-    /// Floor for ReduceLROnPlateau.
+    /// Floor for ReduceLROnPlateau; where the cosine schedule ends.
     #[arg(long, default_value_t = TrainConfig::default().min_learning_rate)]
     min_lr: f64,
+    /// plateau: lower the rate by --plateau-factor when the validation loss stalls. cosine:
+    /// decay it per step from --lr to --min-lr over the run's --epochs.
+    #[arg(long, value_enum, default_value_t = TrainConfig::default().schedule)]
+    schedule: LearningRateSchedule,
+    /// Keep an exponential moving average of the weights with this decay per step (e.g. 0.998)
+    /// and validate, select and save it instead of the live weights.
+    #[arg(long, value_parser = parse_decay)]
+    ema: Option<f64>,
     /// Epochs without validation-loss improvement before the learning rate is multiplied by --plateau-factor.
     #[arg(long, default_value_t = TrainConfig::default().plateau_patience)]
     plateau_patience: usize,
@@ -204,6 +213,8 @@ fn fresh_config(args: &Args) -> anyhow::Result<TrainConfig> {
         batch_size: args.batch_size,
         learning_rate: args.lr,
         min_learning_rate: args.min_lr,
+        schedule: args.schedule,
+        ema_decay: args.ema,
         plateau_patience: args.plateau_patience,
         plateau_factor: args.plateau_factor,
         early_stopping_patience: args.early_stopping,
@@ -223,4 +234,14 @@ fn fresh_config(args: &Args) -> anyhow::Result<TrainConfig> {
     config.augmentation.horizontal_flip &= !args.no_flip;
     config.class_weights &= !args.no_class_weights;
     Ok(config)
+}
+
+/// An EMA decay: strictly between 0 and 1.
+fn parse_decay(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(decay) if decay > 0.0 && decay < 1.0 => Ok(decay),
+        _ => Err(format!(
+            "expected a decay between 0 and 1 (e.g. 0.998), got {text:?}"
+        )),
+    }
 }
