@@ -301,6 +301,11 @@ pub struct Features {
 
 impl Features {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_keeping_first_transition(x).0
+    }
+
+    /// The last feature map, and the first transition's output (None without transitions).
+    fn forward_keeping_first_transition(&self, x: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
         let x = convolve(
             &self.conv0,
             x,
@@ -313,14 +318,27 @@ impl Features {
         } else {
             self.pool0.forward(x)
         };
+        let mut first_transition = None;
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
             if let Some(transition) = self.transitions.get(i) {
                 x = transition.forward(x);
+                if i == 0 {
+                    first_transition = Some(x.clone());
+                }
             }
         }
-        norm(&self.norm5, x)
+        (norm(&self.norm5, x), first_transition)
     }
+}
+
+/// Per image, each channel's mean over space, then its standard deviation: `[N, 2·C]`.
+fn channel_mean_and_std(map: Tensor<4>) -> Tensor<2> {
+    let [n, c, h, w] = map.dims();
+    let flat = map.reshape([n, c, h * w]);
+    let mean = flat.clone().mean_dim(2);
+    let variance = (flat - mean.clone()).powi_scalar(2).mean_dim(2);
+    Tensor::cat(vec![mean, variance.sqrt()], 1).reshape([n, 2 * c])
 }
 
 #[derive(Module, Debug)]
@@ -334,6 +352,26 @@ impl DenseNet {
     /// Grad-CAM explains, as pytorch-grad-cam's `model.features[-1]`.
     pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
         self.features.forward(images)
+    }
+
+    /// Length of the appearance statistics: twice the first transition's output channels
+    /// (twice the last map's without transitions).
+    pub fn appearance_size(&self) -> usize {
+        let channels = match self.features.transitions.first() {
+            Some(t) => t.conv.weight.shape().dims::<4>()[0],
+            None => self.features.norm5.gamma.shape().dims::<1>()[0],
+        };
+        2 * channels
+    }
+
+    /// [`Self::forward_features`] and, per image, each channel's spatial mean then standard
+    /// deviation after the first transition (`[N, 2·C]`; 256 values for DenseNet121): the
+    /// low-level appearance the out-of-distribution check reads beside the pooled features,
+    /// from the same pass. A model without transitions gives the last map's statistics instead.
+    pub fn forward_features_and_appearance(&self, images: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
+        let (last, first_transition) = self.features.forward_keeping_first_transition(images);
+        let map = first_transition.unwrap_or_else(|| last.clone());
+        (last, channel_mean_and_std(map))
     }
 
     /// The classifier's input: ReLU → global average pool, `[batch, channels]` (also the

@@ -6,7 +6,7 @@ use crate::decode::dicom::DicomInfo;
 use crate::decode::{self, DecodeError, Decoded};
 use crate::gradcam::{self, Cam};
 use crate::model::{DenseNet, probabilities};
-use crate::ood::{self, Fix, OodCheck, OodError, OodModel, OodStats};
+use crate::ood::{self, Fix, OodCheck, OodError, OodModel, OodProfile};
 use crate::preprocess;
 use crate::weights::{WeightsError, codec, verify_sha256};
 use burn::prelude::*;
@@ -46,7 +46,8 @@ pub struct Prediction {
     /// Whether the input looks like the training X-rays. A refused input still carries its
     /// probability, label and map: the interfaces hide them unless the user asks.
     pub ood: OodCheck,
-    /// The pooled features the classifier and the OOD check read.
+    /// The embedding the OOD check reads: the pooled features the classifier reads, then the
+    /// first transition's channel means and standard deviations.
     pub features: Vec<f32>,
 }
 
@@ -84,23 +85,30 @@ impl Pipeline {
         let Some(info) = &self.card.ood else {
             return Ok(self);
         };
-        let stats = OodStats::load(bytes, &info.sha256)?;
+        let profile = OodProfile::load(bytes, &info.sha256)?;
         let threshold = info.threshold;
-        self.set_ood(stats, threshold)?;
+        self.set_ood(profile, threshold)?;
         Ok(self)
     }
 
-    /// Uses `stats` with `threshold` (also while fitting, before the card records them).
-    pub fn set_ood(&mut self, stats: OodStats, threshold: f32) -> Result<(), OodError> {
-        let model = self.model.classifier.weight.shape().dims::<2>()[0];
-        if stats.dim() != model {
+    /// Uses `profile` with `threshold` (also while fitting, before the card records them).
+    pub fn set_ood(&mut self, profile: OodProfile, threshold: f32) -> Result<(), OodError> {
+        let (pooled, embedding) = self.embedding_sizes();
+        // v1 statistics read the pooled features alone, v2 the whole embedding.
+        if profile.dim() != pooled && profile.dim() != embedding {
             return Err(OodError::Dimension {
-                stats: stats.dim(),
-                model,
+                stats: profile.dim(),
+                model: embedding,
             });
         }
-        self.ood = Some(OodModel { stats, threshold });
+        self.ood = Some(OodModel { profile, threshold });
         Ok(())
+    }
+
+    /// The pooled features' length, and the whole embedding's (pooled + appearance).
+    pub fn embedding_sizes(&self) -> (usize, usize) {
+        let pooled = self.model.classifier.weight.shape().dims::<2>()[0];
+        (pooled, pooled + self.model.appearance_size())
     }
 
     /// Decodes and analyses one image.
@@ -225,7 +233,7 @@ impl Pipeline {
         let fix = Fix::ALL
             .iter()
             .zip(fixed.rows())
-            .map(|(f, (_, pooled))| (*f, ood.passes(pooled)))
+            .map(|(f, (_, embedding))| (*f, ood.passes(embedding)))
             .filter(|(_, (_, ok))| *ok)
             .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
             .map(|(f, _)| f);
@@ -277,7 +285,8 @@ pub fn decode_with_fixes(bytes: &[u8], fixes: &[Fix]) -> Result<(Decoded, f64), 
 pub struct ForwardPass {
     /// The last feature maps, kept for Grad-CAM.
     pub features: Tensor<4>,
-    /// Per image, the class probabilities then the pooled features: one tensor, so that a GPU
+    /// Per image, the class probabilities then the embedding (pooled features, then the first
+    /// transition's channel statistics): one tensor, so that a GPU
     /// reads both back in one round trip.
     rows: Tensor<2>,
     classes: usize,
@@ -285,11 +294,11 @@ pub struct ForwardPass {
 
 impl ForwardPass {
     pub fn run(model: &DenseNet, input: Tensor<4>) -> Self {
-        let features = model.forward_features(input);
+        let (features, appearance) = model.forward_features_and_appearance(input);
         let pooled = model.pool(features.clone());
         let probabilities = probabilities(model.classifier.forward(pooled.clone()));
         let classes = probabilities.dims()[1];
-        let rows = Tensor::cat(vec![probabilities, pooled], 1);
+        let rows = Tensor::cat(vec![probabilities, pooled, appearance], 1);
         Self {
             features,
             rows,
@@ -297,7 +306,7 @@ impl ForwardPass {
         }
     }
 
-    /// Reads the probabilities and pooled features back from the device.
+    /// Reads the probabilities and embeddings back from the device.
     pub async fn read(&self) -> Result<BatchScores, PredictError> {
         let width = self.rows.dims()[1];
         let values = read(self.rows.clone()).await?;
@@ -317,7 +326,7 @@ pub struct BatchScores {
 }
 
 impl BatchScores {
-    /// `(class probabilities, pooled features)` of each image, in batch order.
+    /// `(class probabilities, embedding)` of each image, in batch order.
     pub fn rows(&self) -> impl Iterator<Item = (&[f32], &[f32])> {
         self.values
             .chunks_exact(self.width)
@@ -400,10 +409,10 @@ mod native {
                 if !paths.is_empty() {
                     let input = preprocess::batch_tensor(pixels, size, &self.device);
                     let scores = pollster::block_on(ForwardPass::run(&self.model, input).read())?;
-                    for (probabilities, pooled) in scores.rows() {
+                    for (probabilities, embedding) in scores.rows() {
                         out.scores
                             .push(self.card.shown_probabilities(probabilities)[positive]);
-                        out.features.push(pooled.to_vec());
+                        out.features.push(embedding.to_vec());
                     }
                     out.paths.extend(paths);
                 }

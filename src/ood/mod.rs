@@ -2,19 +2,23 @@
 //! on? A classifier that scores a cat photo "78 % pneumonia" is dangerous, so the pipeline checks
 //! this before it shows any result.
 //!
-//! The feature is what the classifier itself reads: the global-average-pooled DenseNet features
-//! (`ReLU(norm5)` averaged over space, 1024 values for DenseNet121), so the check costs no extra
-//! forward pass. Their distribution over the training X-rays is modelled by probabilistic PCA
-//! (Tipping & Bishop 1999): mean `μ`, the top `k` principal directions `v_i` with variances `λ_i`,
-//! and one variance `σ²` for the `d − k` remaining directions (their mean). The distance is the
+//! The features come from the forward pass the classifier runs anyway (no extra pass): the
+//! global-average-pooled DenseNet features (`ReLU(norm5)` averaged over space, 1024 values for
+//! DenseNet121) and, since v2 statistics, each channel's mean and standard deviation after the
+//! first transition (256 values): low-level appearance (grey levels, contrast, texture) that a
+//! model trained with wide intensity augmentation no longer keeps in its pooled features. Each
+//! group's distribution over the training X-rays is modelled by probabilistic PCA (Tipping &
+//! Bishop 1999): mean `μ`, the top `k` principal directions `v_i` with variances `λ_i`, and one
+//! variance `σ²` for the `d − k` remaining directions (their mean). A group's distance is the
 //! Mahalanobis distance under that covariance,
 //!
 //! `D(x)² = Σ_i (v_i·(x − μ))² / λ_i + ‖r‖² / σ²`, with `r` the part of `x − μ` outside the `k`
 //! directions,
 //!
-//! and an input is refused when `D` exceeds the model card's threshold (chosen on validation
-//! X-rays, see `fit`), or when it is uniform (no detail at all: [`is_uniform`]; such images can
-//! land close to the X-rays in feature space). Refused inputs are retried inverted and rotated
+//! the groups are taken as independent (a block-diagonal covariance: their squared distances
+//! add, [`OodProfile`]), and an input is refused when the distance exceeds the model card's
+//! threshold (chosen on validation X-rays, see `fit`), or when it is uniform (no detail at all:
+//! [`is_uniform`]; such images can land close to the X-rays in feature space). Refused inputs are retried inverted and rotated
 //! ([`Fix`]): a negative or a sideways X-ray that passes once fixed gets a hint rather than only
 //! a refusal.
 
@@ -26,10 +30,12 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// `format` metadata of the statistics file.
+/// `format` metadata of a statistics file with one feature group (the pooled features).
 pub const FORMAT: &str = "pneumoscope-ood-v1";
+/// `format` metadata of a statistics file with several groups (tensors prefixed `{i}.`).
+pub const FORMAT_GROUPS: &str = "pneumoscope-ood-v2";
 
-/// The fitted statistics (the `*.ood.safetensors` file next to the weights).
+/// The PPCA statistics of one feature group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OodStats {
     /// `d` feature means.
@@ -75,6 +81,10 @@ impl OodStats {
 
     /// The PPCA Mahalanobis distance `D(x)` of one feature vector (computed in f64).
     pub fn distance(&self, features: &[f32]) -> f32 {
+        self.squared_distance(features).sqrt() as f32
+    }
+
+    fn squared_distance(&self, features: &[f32]) -> f64 {
         let centred: Vec<f64> = features
             .iter()
             .zip(&self.mean)
@@ -92,53 +102,55 @@ impl OodStats {
             explained += z * z;
         }
         let residual = (total - explained).max(0.0);
-        (inside + residual / self.residual_variance as f64).sqrt() as f32
+        inside + residual / self.residual_variance as f64
     }
 
-    /// Serialises to the safetensors container (tensors `mean`, `components`, `variances`,
-    /// `residual_variance`; metadata `format`).
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// This group's tensors, names prefixed by `prefix`.
+    fn tensors(&self, prefix: &str) -> Vec<(String, Vec<usize>, Vec<u8>)> {
         let (d, k) = (self.dim(), self.rank());
-        let tensors = [
-            ("mean", vec![d], le_bytes(&self.mean)),
-            ("components", vec![k, d], le_bytes(&self.components)),
-            ("variances", vec![k], le_bytes(&self.variances)),
+        vec![
+            (format!("{prefix}mean"), vec![d], le_bytes(&self.mean)),
             (
-                "residual_variance",
+                format!("{prefix}components"),
+                vec![k, d],
+                le_bytes(&self.components),
+            ),
+            (
+                format!("{prefix}variances"),
+                vec![k],
+                le_bytes(&self.variances),
+            ),
+            (
+                format!("{prefix}residual_variance"),
                 vec![1],
                 le_bytes(&[self.residual_variance]),
             ),
-        ];
-        let views: Vec<(&str, TensorView)> = tensors
-            .iter()
-            .map(|(name, shape, data)| {
-                (
-                    *name,
-                    TensorView::new(Dtype::F32, shape.clone(), data).expect("consistent tensor"),
-                )
-            })
-            .collect();
-        let metadata = HashMap::from([("format".to_string(), FORMAT.to_string())]);
-        safetensors::serialize(views, Some(metadata)).expect("serialising in memory cannot fail")
+        ]
     }
 
-    /// Reads the container, checking every shape and value.
+    /// Serialises to the one-group container (tensors `mean`, `components`, `variances`,
+    /// `residual_variance`; metadata `format`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serialise(self.tensors(""), FORMAT, None)
+    }
+
+    /// Reads a one-group container, checking every shape and value.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, OodError> {
-        let (_, meta) =
-            SafeTensors::read_metadata(bytes).map_err(|e| OodError::Container(e.to_string()))?;
-        let format = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get("format").cloned())
-            .unwrap_or_default();
+        let (format, st) = open(bytes)?;
         if format != FORMAT {
             return Err(OodError::Format {
                 found: format,
                 expected: FORMAT.into(),
             });
         }
-        let st = SafeTensors::deserialize(bytes).map_err(|e| OodError::Container(e.to_string()))?;
+        Self::read(&st, "")
+    }
+
+    /// Reads the group whose tensor names start with `prefix`, checking every shape and value.
+    fn read(st: &SafeTensors, prefix: &str) -> Result<Self, OodError> {
         let tensor = |name: &str| -> Result<(Vec<usize>, Vec<f32>), OodError> {
+            let name = format!("{prefix}{name}");
+            let name = name.as_str();
             let view = st
                 .tensor(name)
                 .map_err(|_| OodError::Malformed(format!("no tensor '{name}'")))?;
@@ -184,6 +196,120 @@ impl OodStats {
             variances,
             residual_variance: residual[0],
         })
+    }
+}
+
+/// A safetensors container of `tensors` with the `format` (and optional `parts`) metadata.
+fn serialise(
+    tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
+    format: &str,
+    parts: Option<usize>,
+) -> Vec<u8> {
+    let views: Vec<(&str, TensorView)> = tensors
+        .iter()
+        .map(|(name, shape, data)| {
+            (
+                name.as_str(),
+                TensorView::new(Dtype::F32, shape.clone(), data).expect("consistent tensor"),
+            )
+        })
+        .collect();
+    let mut metadata = HashMap::from([("format".to_string(), format.to_string())]);
+    if let Some(parts) = parts {
+        metadata.insert("parts".into(), parts.to_string());
+    }
+    safetensors::serialize(views, Some(metadata)).expect("serialising in memory cannot fail")
+}
+
+/// The container's `format` metadata and its tensors.
+fn open(bytes: &[u8]) -> Result<(String, SafeTensors<'_>), OodError> {
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| OodError::Container(e.to_string()))?;
+    let format = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("format").cloned())
+        .unwrap_or_default();
+    let st = SafeTensors::deserialize(bytes).map_err(|e| OodError::Container(e.to_string()))?;
+    Ok((format, st))
+}
+
+/// The fitted statistics (the `*.ood.safetensors` file next to the weights): one PPCA per
+/// feature group, applied to consecutive slices of the embedding (pooled features first), taken
+/// as independent so that squared distances add.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OodProfile {
+    pub parts: Vec<OodStats>,
+}
+
+/// Most groups a statistics file may declare (the model gives two).
+const MAX_PARTS: usize = 8;
+
+impl OodProfile {
+    /// Embedding values the profile reads (from the start of the embedding).
+    pub fn dim(&self) -> usize {
+        self.parts.iter().map(OodStats::dim).sum()
+    }
+
+    /// The distance of an embedding (at least [`Self::dim`] values; a one-group v1 profile
+    /// reads the pooled features alone): `√(Σ_groups D_g²)`.
+    pub fn distance(&self, embedding: &[f32]) -> f32 {
+        let mut start = 0;
+        let mut sum = 0.0;
+        for part in &self.parts {
+            sum += part.squared_distance(&embedding[start..start + part.dim()]);
+            start += part.dim();
+        }
+        sum.sqrt() as f32
+    }
+
+    /// v1 for one group (what v0.2.0 shipped), else v2.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self.parts.as_slice() {
+            [single] => single.to_bytes(),
+            parts => serialise(
+                parts
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, p)| p.tensors(&format!("{i}.")))
+                    .collect(),
+                FORMAT_GROUPS,
+                Some(parts.len()),
+            ),
+        }
+    }
+
+    /// Reads a v1 or v2 container, checking every shape and value.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, OodError> {
+        let (format, st) = open(bytes)?;
+        match format.as_str() {
+            FORMAT => Ok(Self {
+                parts: vec![OodStats::read(&st, "")?],
+            }),
+            FORMAT_GROUPS => {
+                let (_, meta) = SafeTensors::read_metadata(bytes)
+                    .map_err(|e| OodError::Container(e.to_string()))?;
+                let parts: usize = meta
+                    .metadata()
+                    .as_ref()
+                    .and_then(|m| m.get("parts"))
+                    .and_then(|p| p.parse().ok())
+                    .filter(|p| (1..=MAX_PARTS).contains(p))
+                    .ok_or_else(|| {
+                        OodError::Malformed(format!(
+                            "no 'parts' count between 1 and {MAX_PARTS} in the metadata"
+                        ))
+                    })?;
+                let parts = (0..parts)
+                    .map(|i| OodStats::read(&st, &format!("{i}.")))
+                    .collect::<Result<_, _>>()?;
+                Ok(Self { parts })
+            }
+            _ => Err(OodError::Format {
+                found: format,
+                expected: format!("{FORMAT} or {FORMAT_GROUPS}"),
+            }),
+        }
     }
 
     /// Checks the bytes against the card's sha256, then reads them.
@@ -325,13 +451,13 @@ impl Fix {
 /// Statistics and the card's threshold, as the pipeline uses them.
 #[derive(Debug, Clone)]
 pub struct OodModel {
-    pub stats: OodStats,
+    pub profile: OodProfile,
     pub threshold: f32,
 }
 
 impl OodModel {
-    pub fn passes(&self, features: &[f32]) -> (f32, bool) {
-        let distance = self.stats.distance(features);
+    pub fn passes(&self, embedding: &[f32]) -> (f32, bool) {
+        let distance = self.profile.distance(embedding);
         (distance, distance <= self.threshold)
     }
 }
@@ -386,8 +512,16 @@ mod tests {
         let s = stats();
         let bytes = s.to_bytes();
         assert_eq!(OodStats::from_bytes(&bytes).unwrap(), s);
-        assert_eq!(OodStats::load(&bytes, &sha256_hex(&bytes)).unwrap(), s);
-        let wrong = OodStats::load(&bytes, &"0".repeat(64)).unwrap_err();
+        let one = OodProfile {
+            parts: vec![s.clone()],
+        };
+        assert_eq!(
+            one.to_bytes(),
+            bytes,
+            "one group: the v1 file, as v0.2.0 shipped"
+        );
+        assert_eq!(OodProfile::load(&bytes, &sha256_hex(&bytes)).unwrap(), one);
+        let wrong = OodProfile::load(&bytes, &"0".repeat(64)).unwrap_err();
         assert!(matches!(wrong, OodError::Hash { .. }), "{wrong}");
         assert!(matches!(
             OodStats::from_bytes(&bytes[..bytes.len() - 7]),
@@ -418,6 +552,38 @@ mod tests {
         assert!(matches!(
             OodStats::from_bytes(&bad.to_bytes()),
             Err(OodError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn groups_add_their_squared_distances_and_round_trip_as_v2() {
+        let second = OodStats {
+            mean: vec![0.0, 0.0],
+            components: vec![0.0, 1.0],
+            variances: vec![4.0],
+            residual_variance: 1.0,
+        };
+        let profile = OodProfile {
+            parts: vec![stats(), second],
+        };
+        assert_eq!(profile.dim(), 5);
+        // Group 1: D² = 3 (as above); group 2: (1/1)² + (2/2)² = 2.
+        let d = profile.distance(&[3.0, 3.0, 3.5, 1.0, 2.0]);
+        assert!((d - 5f32.sqrt()).abs() < 1e-6, "{d}");
+        // A one-group profile reads the pooled features at the start of a longer embedding.
+        let first = OodProfile {
+            parts: vec![stats()],
+        };
+        assert!((first.distance(&[3.0, 3.0, 3.5, 1.0, 2.0]) - 3f32.sqrt()).abs() < 1e-6);
+        let bytes = profile.to_bytes();
+        assert_eq!(OodProfile::from_bytes(&bytes).unwrap(), profile);
+        assert!(matches!(
+            OodStats::from_bytes(&bytes),
+            Err(OodError::Format { .. })
+        ));
+        assert!(matches!(
+            OodProfile::from_bytes(&bytes[..bytes.len() - 3]),
+            Err(OodError::Container(_))
         ));
     }
 

@@ -81,7 +81,7 @@ mod tests {
         impl ModuleVisitor for First {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
                 if self.0.is_none() {
-                    self.0 = Some(param.val().into_data().to_vec().unwrap());
+                    self.0 = Some(param.val().into_data().try_to_vec::<f32>().unwrap());
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! Fitting the OOD statistics for existing weights (no retraining; `pneumoscope fit-ood` and
-//! `export`): the pooled features of the training X-rays, split by patient exactly as the
-//! weights' training run split them; probabilistic PCA ([`crate::ood::ppca`]) on the
-//! training part; the refusal threshold chosen on the validation part.
+//! `export`): the embeddings of the training X-rays (pooled features, first-transition channel
+//! statistics), split by patient exactly as the weights' training run split them; probabilistic
+//! PCA ([`crate::ood::ppca`]) of each group on the training part; the refusal threshold chosen
+//! on the validation part.
 
 use super::config::TrainConfig;
 use super::data::{Sample, scan};
@@ -9,7 +10,7 @@ use super::dataset::{limited, train_root};
 use super::split::grouped_stratified;
 use crate::card::{ModelCard, OodInfo};
 use crate::ood::ppca::{self, PpcaError};
-use crate::ood::{FORMAT, OodStats};
+use crate::ood::{FORMAT_GROUPS, OodProfile, OodStats};
 use crate::predict::{Pipeline, beside_card};
 use crate::tensor_bytes::sha256_hex;
 use anyhow::Context;
@@ -19,8 +20,11 @@ use std::path::{Path, PathBuf};
 /// How the statistics are fitted.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitSettings {
-    /// Principal directions kept by the probabilistic PCA.
+    /// Principal directions kept by the probabilistic PCA of the pooled features.
     pub components: usize,
+    /// Principal directions kept for the first transition's channel statistics (chosen on the
+    /// tuning non-X-rays, docs/ood.md: 32 of 256).
+    pub appearance_components: usize,
     /// Largest share of validation X-rays the threshold may refuse.
     pub max_refused: f64,
     /// Validation share of train; by default the run's (config.json beside the card), else
@@ -35,6 +39,7 @@ impl Default for FitSettings {
     fn default() -> Self {
         Self {
             components: 64,
+            appearance_components: 32,
             max_refused: 0.01,
             val_fraction: None,
             seed: None,
@@ -45,7 +50,7 @@ impl Default for FitSettings {
 
 /// What a fit produced, before it is written.
 pub struct Fitted {
-    pub stats: OodStats,
+    pub profile: OodProfile,
     pub info: OodInfo,
     /// The features it was fitted on (training part) and thresholded on (validation part).
     pub train: Vec<Vec<f32>>,
@@ -193,27 +198,29 @@ pub fn fit(
         train.len(),
         val.len()
     );
-    let dim = train[0].len();
-    // Small runs (smoke tests) cannot support many directions.
-    let components = settings.components.min(train.len() / 2).min(dim - 1).max(1);
-    if components < settings.components {
-        eprintln!(
-            "warning: fit-ood: {components} directions instead of {} ({} training images, {dim} features)",
-            settings.components,
-            train.len()
-        );
-    }
-
-    let stats = ppca::fit(&train, components)
-        .map_err(|e: PpcaError| anyhow::anyhow!("fitting the OOD statistics: {e}"))?;
-    let distances: Vec<f32> = val.iter().map(|f| stats.distance(f)).collect();
+    let (pooled, embedding) = pipeline.embedding_sizes();
+    anyhow::ensure!(
+        train[0].len() == embedding,
+        "embeddings of {} values, expected {embedding}",
+        train[0].len()
+    );
+    let profile = OodProfile {
+        parts: vec![
+            fit_group(&train, 0..pooled, settings.components)?,
+            fit_group(&train, pooled..embedding, settings.appearance_components)?,
+        ],
+    };
+    let distances: Vec<f32> = val.iter().map(|f| profile.distance(f)).collect();
     let threshold = ppca::threshold(&distances, settings.max_refused);
     let refused = distances.iter().filter(|d| **d > threshold).count();
-    let train_distances: Vec<f32> = train.iter().map(|f| stats.distance(f)).collect();
+    let train_distances: Vec<f32> = train.iter().map(|f| profile.distance(f)).collect();
+    let [pooled_part, appearance_part] = [&profile.parts[0], &profile.parts[1]];
     eprintln!(
-        "fit-ood: {} directions of {}; distance median train {:.1} / validation {:.1}; validation 99th percentile {:.1}, max {:.1}",
-        stats.rank(),
-        stats.dim(),
+        "fit-ood: {} + {} directions of {} + {}; distance median train {:.1} / validation {:.1}; validation 99th percentile {:.1}, max {:.1}",
+        pooled_part.rank(),
+        appearance_part.rank(),
+        pooled_part.dim(),
+        appearance_part.dim(),
         quantile(&train_distances, 0.5),
         quantile(&distances, 0.5),
         quantile(&distances, 0.99),
@@ -221,15 +228,17 @@ pub fn fit(
     );
     let info = OodInfo {
         file: pipeline.card.ood_file_name(),
-        format: FORMAT.into(),
+        format: FORMAT_GROUPS.into(),
         bytes: 0,
         sha256: String::new(),
         method: format!(
-            "Mahalanobis distance of the global-average-pooled DenseNet features ({} values) under probabilistic PCA ({} directions + isotropic residual)",
-            stats.dim(),
-            stats.rank()
+            "Mahalanobis distance under probabilistic PCA (directions + isotropic residual) of the global-average-pooled DenseNet features ({} values, {} directions) and, independent of them, of the first transition's channel means and standard deviations ({} values, {} directions); squared distances add",
+            pooled_part.dim(),
+            pooled_part.rank(),
+            appearance_part.dim(),
+            appearance_part.rank(),
         ),
-        components: stats.rank(),
+        components: pooled_part.rank(),
         threshold,
         fitted_on: format!(
             "{} training X-rays of {} (validation held out: {:.0}% of train, grouped by patient, seed {seed})",
@@ -251,16 +260,39 @@ pub fn fit(
         info.validation_refused * 100.0
     );
     Ok(Fitted {
-        stats,
+        profile,
         info,
         train,
         val,
     })
 }
 
+/// PPCA of one group (`columns` of every embedding); small runs (smoke tests) cannot support
+/// many directions.
+fn fit_group(
+    embeddings: &[Vec<f32>],
+    columns: std::ops::Range<usize>,
+    wanted: usize,
+) -> anyhow::Result<OodStats> {
+    let group: Vec<Vec<f32>> = embeddings
+        .iter()
+        .map(|e| e[columns.clone()].to_vec())
+        .collect();
+    let dim = columns.len();
+    let components = wanted.min(group.len() / 2).min(dim - 1).max(1);
+    if components < wanted {
+        eprintln!(
+            "warning: fit-ood: {components} directions instead of {wanted} ({} training images, {dim} features)",
+            group.len()
+        );
+    }
+    ppca::fit(&group, components)
+        .map_err(|e: PpcaError| anyhow::anyhow!("fitting the OOD statistics: {e}"))
+}
+
 /// Writes the statistics into `dir` (the card's folder) and records them in `card`.
 pub fn record(fitted: &Fitted, dir: &Path, card: &mut ModelCard) -> anyhow::Result<PathBuf> {
-    let bytes = fitted.stats.to_bytes();
+    let bytes = fitted.profile.to_bytes();
     let mut info = fitted.info.clone();
     info.bytes = bytes.len();
     info.sha256 = sha256_hex(&bytes);
@@ -291,7 +323,7 @@ pub fn save_features(path: &Path, fitted: &Fitted) -> anyhow::Result<()> {
     use crate::tensor_bytes::le_bytes;
     use safetensors::{Dtype, tensor::TensorView};
     let flat = |rows: &[Vec<f32>]| le_bytes(&rows.concat());
-    let dim = fitted.stats.dim();
+    let dim = fitted.profile.dim();
     let (train, val) = (flat(&fitted.train), flat(&fitted.val));
     let views = [
         (

@@ -25,9 +25,12 @@ impl DeviceChoice {
 /// The fit's flags (also `export`'s); defaults from [`FitSettings::default`].
 #[derive(clap::Args, Clone, Debug)]
 pub struct OodArgs {
-    /// Principal directions kept by the probabilistic PCA.
+    /// Principal directions kept by the probabilistic PCA of the pooled features.
     #[arg(id = "ood_components", value_name = "K", long = "ood-components", default_value_t = FitSettings::default().components)]
     pub components: usize,
+    /// Principal directions kept for the first transition's channel statistics.
+    #[arg(id = "ood_appearance_components", value_name = "K", long = "ood-appearance-components", default_value_t = FitSettings::default().appearance_components)]
+    pub appearance_components: usize,
     /// Largest share of validation X-rays the threshold may refuse.
     #[arg(id = "ood_max_refused", value_name = "SHARE", long = "ood-max-refused", default_value_t = FitSettings::default().max_refused)]
     pub max_refused: f64,
@@ -49,6 +52,7 @@ impl From<&OodArgs> for FitSettings {
     fn from(s: &OodArgs) -> Self {
         FitSettings {
             components: s.components,
+            appearance_components: s.appearance_components,
             max_refused: s.max_refused,
             val_fraction: s.val_fraction,
             seed: s.seed,

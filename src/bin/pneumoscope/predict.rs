@@ -67,7 +67,8 @@ pub struct Args {
     /// Rotate clockwise by this many degrees first (after --invert).
     #[arg(long, value_enum)]
     rotate: Option<Rotation>,
-    /// Also output the pooled features the OOD check measures (JSON only; for analysis).
+    /// Also output the embedding the OOD check measures (pooled features, then the first
+    /// transition's channel means and standard deviations; JSON only; for analysis).
     #[arg(long, hide = true)]
     features: bool,
 }
