@@ -1,6 +1,7 @@
 //! Training end to end on a handful of real X-rays (tiny architecture, 64 px): the loss falls,
 //! a run warm-started from its weights keeps what it learned, a run stopped after one epoch
-//! then resumed ends bit-identical to an uninterrupted one, and our training kernels give burn's
+//! then resumed (or interrupted mid-epoch with a weight average and the cosine schedule) ends
+//! bit-identical to an uninterrupted one, and our training kernels give burn's
 //! generic ops' loss curve.
 
 mod common;
@@ -62,11 +63,16 @@ fn train_losses(dir: &Path) -> Vec<f64> {
 
 /// The checkpoint's parameters, serialised canonically (burnpack files also carry parameter ids).
 fn weights(dir: &Path) -> Vec<u8> {
+    checkpoint_model(dir, "model.bpk")
+}
+
+/// One model file of the checkpoint (`model.bpk`, or the weight average `ema.bpk`), canonically.
+fn checkpoint_model(dir: &Path, name: &str) -> Vec<u8> {
     use burn::store::{BurnpackStore, ModuleSnapshot};
     let mut model = DenseNetConfig::tiny(1).init(&burn::prelude::Device::flex());
     model
         .load_from(&mut BurnpackStore::from_file(
-            files(dir).checkpoint().join("model.bpk"),
+            files(dir).checkpoint().join(name),
         ))
         .unwrap();
     codec::encode(&model, codec::Precision::F32)
@@ -168,6 +174,73 @@ fn resume_continues_exactly() {
         weights(&straight) == weights(&resumed),
         "resumed weights differ from the uninterrupted run"
     );
+}
+
+/// A run with a weight average and the cosine schedule, interrupted one batch into its second
+/// epoch (as Ctrl-C does) and resumed, ends as the uninterrupted run: losses, live weights, the
+/// average and the schedule's rates.
+#[test]
+fn an_interrupted_run_resumes_its_weight_average_and_cosine_schedule_exactly() {
+    use pneumoscope::train::run::STOP;
+    use pneumoscope::train::schedule::LearningRateSchedule;
+    use std::sync::atomic::Ordering;
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let averaged = |out: &Path| TrainConfig {
+        ema_decay: Some(0.9),
+        schedule: LearningRateSchedule::Cosine,
+        ..config(out, 2)
+    };
+    let straight = fresh_dir("straight-ema");
+    train(averaged(&straight), false, TrainBackend::Flex, |_, _| {}).unwrap();
+
+    let resumed = fresh_dir("resumed-ema");
+    let stop_after_first = |_: &RunFiles, record: &history::EpochRecord| {
+        if record.epoch == 1 {
+            STOP.store(true, Ordering::SeqCst);
+        }
+    };
+    let state = train(
+        averaged(&resumed),
+        false,
+        TrainBackend::Flex,
+        stop_after_first,
+    );
+    STOP.store(false, Ordering::SeqCst);
+    let state = state.unwrap();
+    assert_eq!(
+        (state.epoch, state.batch),
+        (1, 1),
+        "stopped one batch into epoch 2"
+    );
+    train(averaged(&resumed), true, TrainBackend::Flex, |_, _| {}).unwrap();
+
+    let rates = |dir: &Path| -> Vec<f64> {
+        history::read(&files(dir).metrics())
+            .unwrap()
+            .iter()
+            .map(|r| r.learning_rate)
+            .collect()
+    };
+    assert_eq!(train_losses(&straight), train_losses(&resumed));
+    assert_eq!(rates(&straight), rates(&resumed));
+    assert!(rates(&straight)[1] < rates(&straight)[0], "cosine decay");
+    assert!(
+        weights(&straight) == weights(&resumed),
+        "live weights differ"
+    );
+    let average = checkpoint_model(&straight, "ema.bpk");
+    assert!(
+        average == checkpoint_model(&resumed, "ema.bpk"),
+        "resumed weight average differs from the uninterrupted run's"
+    );
+    assert!(
+        average != weights(&straight),
+        "the average is not the live weights"
+    );
+    // The live weights are validated beside the average every epoch.
+    let log = std::fs::read_to_string(files(&straight).validation_log()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert!(first["live"]["clean"]["loss"].is_f64(), "{first}");
 }
 
 #[test]
