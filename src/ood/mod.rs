@@ -18,9 +18,9 @@
 //! the groups are taken as independent (a block-diagonal covariance: their squared distances
 //! add, [`OodProfile`]), and an input is refused when the distance exceeds the model card's
 //! threshold (chosen on validation X-rays, see `fit`), or when it is uniform (no detail at all:
-//! [`is_uniform`]; such images can land close to the X-rays in feature space). Refused inputs are retried inverted and rotated
-//! ([`Fix`]): a negative or a sideways X-ray that passes once fixed gets a hint rather than only
-//! a refusal.
+//! [`is_uniform`]; such images can land close to the X-rays in feature space). Refused inputs
+//! are retried inverted and rotated ([`Fix`]): a negative or a sideways X-ray that passes once
+//! fixed gets a hint rather than only a refusal.
 
 pub mod ppca;
 
@@ -136,7 +136,8 @@ impl OodStats {
 
     /// Reads a one-group container, checking every shape and value.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, OodError> {
-        let (format, st) = open(bytes)?;
+        let (metadata, st) = open(bytes)?;
+        let format = format_of(&metadata);
         if format != FORMAT {
             return Err(OodError::Format {
                 found: format,
@@ -221,17 +222,18 @@ fn serialise(
     safetensors::serialize(views, Some(metadata)).expect("serialising in memory cannot fail")
 }
 
-/// The container's `format` metadata and its tensors.
-fn open(bytes: &[u8]) -> Result<(String, SafeTensors<'_>), OodError> {
+/// The container's metadata (empty when it has none) and its tensors.
+fn open(bytes: &[u8]) -> Result<(HashMap<String, String>, SafeTensors<'_>), OodError> {
     let (_, meta) =
         SafeTensors::read_metadata(bytes).map_err(|e| OodError::Container(e.to_string()))?;
-    let format = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("format").cloned())
-        .unwrap_or_default();
+    let metadata = meta.metadata().clone().unwrap_or_default();
     let st = SafeTensors::deserialize(bytes).map_err(|e| OodError::Container(e.to_string()))?;
-    Ok((format, st))
+    Ok((metadata, st))
+}
+
+/// The `format` entry of a container's metadata ("" without one).
+fn format_of(metadata: &HashMap<String, String>) -> String {
+    metadata.get("format").cloned().unwrap_or_default()
 }
 
 /// The fitted statistics (the `*.ood.safetensors` file next to the weights): one PPCA per
@@ -281,18 +283,15 @@ impl OodProfile {
 
     /// Reads a v1 or v2 container, checking every shape and value.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, OodError> {
-        let (format, st) = open(bytes)?;
+        let (metadata, st) = open(bytes)?;
+        let format = format_of(&metadata);
         match format.as_str() {
             FORMAT => Ok(Self {
                 parts: vec![OodStats::read(&st, "")?],
             }),
             FORMAT_GROUPS => {
-                let (_, meta) = SafeTensors::read_metadata(bytes)
-                    .map_err(|e| OodError::Container(e.to_string()))?;
-                let parts: usize = meta
-                    .metadata()
-                    .as_ref()
-                    .and_then(|m| m.get("parts"))
+                let parts: usize = metadata
+                    .get("parts")
                     .and_then(|p| p.parse().ok())
                     .filter(|p| (1..=MAX_PARTS).contains(p))
                     .ok_or_else(|| {
