@@ -196,17 +196,10 @@ fn median(mut values: Vec<f32>) -> f32 {
     values[values.len() / 2]
 }
 
-/// DenseNet121 itself (64², batch 4): one step's loss and every parameter's gradient with the fast
-/// path on and off. 120 ReLUs deep, a gradient is not a continuous function of rounding: where a
-/// pre-activation lies within rounding of 0, two computations' ReLU masks can differ, and that
-/// element's gradient reaches every earlier layer (at initialisation, with batch norms over a
-/// few values, the median parameter moves by 1e-5 to 1e-2 of its largest gradient). So the
-/// reference for "float rounding" is measured in the same test: the generic path against itself
-/// on inputs changed by one ulp (three ways; the largest of their medians and worsts). The fast
-/// path's median must stay within 10 times that median, or 1e-2 (the flips alone reached 8e-3).
-#[test]
-fn densenet121_step_gradients_match_the_generic_path() {
-    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+/// One trial of the test below, with its own seed: (the fast path's median and worst relative
+/// difference from the generic path; the largest median and worst among one-ulp input changes).
+fn densenet121_trial(seed: u64) -> ((f32, f32), (f32, f32)) {
+    device().seed(seed);
     let model = DenseNetConfig::densenet121(1).init(&device());
     let x = random([4, 3, 64, 64]);
     let labels = [1, 0, 0, 1];
@@ -228,23 +221,44 @@ fn densenet121_step_gradients_match_the_generic_path() {
     flex_training::set_enabled(true);
     assert!(
         (fast_loss - generic_loss).abs() < 1e-5,
-        "{fast_loss} vs {generic_loss}"
+        "seed {seed}: loss {fast_loss} vs {generic_loss}"
     );
     let ours = relative_differences(&fast, &generic);
     let worst = ours.iter().cloned().fold(0.0, f32::max);
-    let ours_median = median(ours);
-    eprintln!(
-        "DenseNet121 step, max |Δg| / max |g| per parameter tensor: ours median {ours_median:.2e}, \
-         worst {worst:.2e}; one-ulp input changes: median {:.2e}, worst {:.2e}",
-        floor.0, floor.1
-    );
-    // A wrong gradient anywhere (a kernel, a saved state, a gradient sent to the wrong node)
-    // moves the median far beyond this; rounding and ReLU flips stay within it.
-    assert!(
-        ours_median <= (10.0 * floor.0).max(1e-2),
-        "median {ours_median} against the one-ulp median {}",
-        floor.0
-    );
+    ((median(ours), worst), floor)
+}
+
+/// DenseNet121 itself (64², batch 4): one step's loss and every parameter's gradient with the fast
+/// path on and off. 120 ReLUs deep, a gradient is not a continuous function of rounding: where a
+/// pre-activation lies within rounding of 0, two computations' ReLU masks can differ, and that
+/// element's gradient reaches every earlier layer (at initialisation, with batch norms over a
+/// few values, the median parameter moves by 1e-5 to 4e-2 of its largest gradient). So the
+/// reference for "float rounding" is measured in the same trial: the generic path against itself
+/// on inputs changed by one ulp (three ways; the largest of their medians and worsts). A trial
+/// passes when the fast path's median stays within 10 times that median, or 1e-2.
+///
+/// The fast path rounds differently at every layer, so it sometimes flips a mask that none of
+/// the one-ulp changes flip (3 of 40 seeds here; CI once failed on such a draw with a single
+/// trial). A wrong gradient (a kernel, a saved state, a gradient sent to the wrong node) moves
+/// the median to order 1 on every draw, so the test takes up to three seeded trials and needs
+/// one to pass: rounding fails all three about once in 10⁴ runs, a bug always.
+#[test]
+fn densenet121_step_gradients_match_the_generic_path() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let mut seen = Vec::new();
+    for seed in [1, 2, 3] {
+        let ((ours_median, worst), floor) = densenet121_trial(seed);
+        eprintln!(
+            "DenseNet121 step, seed {seed}, max |Δg| / max |g| per parameter tensor: ours median \
+             {ours_median:.2e}, worst {worst:.2e}; one-ulp input changes: median {:.2e}, worst {:.2e}",
+            floor.0, floor.1
+        );
+        if ours_median <= (10.0 * floor.0).max(1e-2) {
+            return;
+        }
+        seen.push((ours_median, floor.0));
+    }
+    panic!("no trial within rounding: (fast-path median, one-ulp median) per seed {seen:?}");
 }
 
 /// A small DenseNet's loss and every parameter's gradient for one step, then the losses of five
