@@ -130,6 +130,8 @@ def main():
         sa = np.quantile(squared_distance(ma, val[:, a]), 0.99)
         report(f"max of each / its val 99th pct, {k}",
                lambda x: np.maximum(squared_distance(mp, x[:, p]) / sp, squared_distance(ma, x[:, a]) / sa))
+        report(f"sum of each / its val 99th pct, {k}",
+               lambda x: squared_distance(mp, x[:, p]) / sp + squared_distance(ma, x[:, a]) / sa)
 
 
 if __name__ == "__main__":

@@ -165,7 +165,62 @@ def phantom_variants(rng):
     return out
 
 
+def sample_data(name):
+    """A file bundled in matplotlib's wheel (mpl-data/sample_data)."""
+    import matplotlib
+    return Path(matplotlib.get_data_path()) / "sample_data" / name
+
+
+def grey(a, rng):
+    """A 2-D array as an 8-bit image, window 1st-99.5th percentile, sometimes in a colour map."""
+    lo, hi = np.percentile(a, [1, 99.5])
+    g = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)
+    if rng.random() < 0.3:
+        return Image.fromarray((np.stack([g, g ** 0.5, 1 - g], -1) * 255).astype(np.uint8))
+    return Image.fromarray((g * 255).astype(np.uint8))
+
+
+def make_heldout2(d):
+    """The second held-out set (made 2026-12-02, after the first had been seen for v0.4.0): other
+    sources (matplotlib's sample photos, a sagittal head MRI, elevation maps, scikit-image's
+    chessboards, the LFW thumbnails between the first set's), a new seed for the drawn ones."""
+    import gzip
+    rng = np.random.default_rng(3)
+    for name in ["grace_hopper.jpg", "Minduka_Present_Blue_Pack.png", "logo2.png"]:
+        for i, v in enumerate(photo_variants(Image.open(sample_data(name)).convert("RGB"), rng)):
+            v.save(d / f"photo-{Path(name).stem}-{i}.png")
+    with gzip.open(sample_data("s1045.ima.gz")) as f:
+        mri = np.frombuffer(f.read(), ">u2").astype(np.float64).reshape(256, 256)
+    for i, v in enumerate(photo_variants(grey(mri, rng).convert("L"), rng)):
+        v.save(d / f"radiograph-mri-{i}.png")
+    to_pil(mri).resize((512, 512), Image.BICUBIC).filter(ImageFilter.GaussianBlur(1.5)).save(d / "radiograph-mri-blurred.png")
+    elevation = np.load(sample_data("jacksboro_fault_dem.npz"))["elevation"]
+    topo = np.load(sample_data("topobathy.npz"))["topo"]
+    for i, a in enumerate([elevation, topo, elevation[::-1], np.gradient(elevation)[0]]):
+        grey(a, rng).resize((400, 340)).save(d / f"photo-elevation-{i}.png")
+    for name in ["chessboard_GRAY.png", "chessboard_RGB.png"]:
+        Image.open(Path(skdata.__file__).parent / name).save(d / f"document-{Path(name).stem}.png")
+    faces = skdata.lfw_subset()
+    for i in range(5, len(faces), 10):
+        to_pil(faces[i]).resize((100, 100)).save(d / f"photo-face-{i}.png")
+    for i in range(40):
+        document(rng).save(d / f"document-{i}.png")
+    for i in range(40):
+        screenshot(rng).save(d / f"screenshot-{i}.png")
+    for i in range(30):
+        noise(rng).save(d / f"noise-{i}.png")
+    for i in range(21):
+        flat(rng, i).save(d / f"flat-{i}.png")
+    for i, v in enumerate(phantom_variants(rng)):
+        v.save(d / f"radiograph-phantom-{i}.png")
+    for i in range(13):
+        limb(rng).save(d / f"radiograph-limb-{i}.png")
+
+
 def make_nonxray(out):
+    d = out / "nonxray" / "heldout2"
+    d.mkdir(parents=True, exist_ok=True)
+    make_heldout2(d)
     for split, photos, seed in [("tuning", TUNING_PHOTOS, 1), ("heldout", HELDOUT_PHOTOS, 2)]:
         d = out / "nonxray" / split
         d.mkdir(parents=True, exist_ok=True)
@@ -266,7 +321,7 @@ def main():
     def group(folder, prefix=""):
         return sorted(p for p in folder.glob(f"{prefix}*.png"))
 
-    for split in ["tuning"] + (["heldout"] if args.only == "all" else []):
+    for split in ["tuning"] + (["heldout", "heldout2"] if args.only == "all" else []):
         d = args.out / "nonxray" / split
         rows = predict(args.cli, args.card, group(d))
         by_kind = defaultdict(list)

@@ -16,7 +16,8 @@
 //! directions,
 //!
 //! the groups are taken as independent (a block-diagonal covariance: their squared distances
-//! add, [`OodProfile`]), and an input is refused when the distance exceeds the model card's
+//! add, [`OodProfile`]; `fit` scales each group's covariance so that its 99th percentile over
+//! the validation X-rays is distance 1, so both weigh equally), and an input is refused when the distance exceeds the model card's
 //! threshold (chosen on validation X-rays, see `fit`), or when it is uniform (no detail at all:
 //! [`is_uniform`]; such images can land close to the X-rays in feature space). Refused inputs
 //! are retried inverted and rotated ([`Fix`]): a negative or a sideways X-ray that passes once
@@ -84,7 +85,17 @@ impl OodStats {
         self.squared_distance(features).sqrt() as f32
     }
 
-    fn squared_distance(&self, features: &[f32]) -> f64 {
+    /// The same statistics with every squared distance divided by `scale` (the covariance
+    /// multiplied by it): how `fit` makes groups weigh equally.
+    pub fn scaled(mut self, scale: f64) -> Self {
+        for v in self.variances.iter_mut() {
+            *v = (*v as f64 * scale) as f32;
+        }
+        self.residual_variance = (self.residual_variance as f64 * scale) as f32;
+        self
+    }
+
+    pub(crate) fn squared_distance(&self, features: &[f32]) -> f64 {
         let centred: Vec<f64> = features
             .iter()
             .zip(&self.mean)
@@ -504,6 +515,13 @@ mod tests {
         let d = stats().distance(&[3.0, 3.0, 3.5]);
         assert!((d - 3f32.sqrt()).abs() < 1e-6, "{d}");
         assert_eq!(stats().distance(&[1.0, 2.0, 3.0]), 0.0);
+    }
+
+    #[test]
+    fn scaling_divides_the_squared_distance() {
+        let x = [3.0, 3.0, 3.5];
+        let d = stats().scaled(3.0).distance(&x);
+        assert!((d - 1.0).abs() < 1e-6, "D² = 3 / 3: {d}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub struct FitSettings {
     /// Principal directions kept by the probabilistic PCA of the pooled features.
     pub components: usize,
     /// Principal directions kept for the first transition's channel statistics (chosen on the
-    /// tuning non-X-rays, docs/ood.md: 32 of 256).
+    /// tuning non-X-rays, docs/ood.md: 64 of 256).
     pub appearance_components: usize,
     /// Largest share of validation X-rays the threshold may refuse.
     pub max_refused: f64,
@@ -39,7 +39,7 @@ impl Default for FitSettings {
     fn default() -> Self {
         Self {
             components: 64,
-            appearance_components: 32,
+            appearance_components: 64,
             max_refused: 0.01,
             val_fraction: None,
             seed: None,
@@ -206,8 +206,16 @@ pub fn fit(
     );
     let profile = OodProfile {
         parts: vec![
-            fit_group(&train, 0..pooled, settings.components)?,
-            fit_group(&train, pooled..embedding, settings.appearance_components)?,
+            balanced(
+                fit_group(&train, 0..pooled, settings.components)?,
+                &val,
+                0..pooled,
+            ),
+            balanced(
+                fit_group(&train, pooled..embedding, settings.appearance_components)?,
+                &val,
+                pooled..embedding,
+            ),
         ],
     };
     let distances: Vec<f32> = val.iter().map(|f| profile.distance(f)).collect();
@@ -232,7 +240,7 @@ pub fn fit(
         bytes: 0,
         sha256: String::new(),
         method: format!(
-            "Mahalanobis distance under probabilistic PCA (directions + isotropic residual) of the global-average-pooled DenseNet features ({} values, {} directions) and, independent of them, of the first transition's channel means and standard deviations ({} values, {} directions); squared distances add",
+            "Mahalanobis distance under probabilistic PCA (directions + isotropic residual) of the global-average-pooled DenseNet features ({} values, {} directions) and, independent of them, of the first transition's channel means and standard deviations ({} values, {} directions); each group scaled to distance 1 at its validation 99th percentile, squared distances add",
             pooled_part.dim(),
             pooled_part.rank(),
             appearance_part.dim(),
@@ -265,6 +273,18 @@ pub fn fit(
         train,
         val,
     })
+}
+
+/// `group` scaled so that its distance at the 99th percentile of the validation X-rays is 1:
+/// otherwise the group with more features (1024 pooled against 256) dominates the sum and an
+/// input that is unusual in one group alone passes (docs/ood.md, "v0.4.0 redesign").
+fn balanced(group: OodStats, val: &[Vec<f32>], columns: std::ops::Range<usize>) -> OodStats {
+    let squared: Vec<f32> = val
+        .iter()
+        .map(|e| group.squared_distance(&e[columns.clone()]) as f32)
+        .collect();
+    let scale = quantile(&squared, 0.99).max(f32::MIN_POSITIVE);
+    group.scaled(scale as f64)
 }
 
 /// PPCA of one group (`columns` of every embedding); small runs (smoke tests) cannot support
@@ -368,4 +388,33 @@ pub fn refit_card(
     std::fs::write(card_path, card.to_json())
         .with_context(|| format!("writing {}", card_path.display()))?;
     Ok(fitted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two groups whose raw distances differ a hundredfold weigh the same once balanced.
+    #[test]
+    fn balanced_groups_reach_distance_one_at_the_validation_99th_percentile() {
+        let embeddings: Vec<Vec<f32>> = (0..200)
+            .map(|i| {
+                let t = i as f32 / 200.0;
+                vec![t.sin(), (3.0 * t).cos(), 100.0 * (5.0 * t).sin(), 100.0 * t]
+            })
+            .collect();
+        for columns in [0..2, 2..4] {
+            let group = balanced(
+                fit_group(&embeddings, columns.clone(), 1).unwrap(),
+                &embeddings,
+                columns.clone(),
+            );
+            let distances: Vec<f32> = embeddings
+                .iter()
+                .map(|e| group.distance(&e[columns.clone()]))
+                .collect();
+            let at = quantile(&distances, 0.99);
+            assert!((at - 1.0).abs() < 1e-4, "{columns:?}: {at}");
+        }
+    }
 }
