@@ -2,7 +2,7 @@
 """Compares designs of the out-of-distribution check on tuning data only (docs/ood.md, "Design").
 
     pneumoscope fit-ood --card CARD --data ../shared/data/chest_xray --save-features FEATURES
-    /work/venvs/ood/bin/pip install numpy scikit-image pillow safetensors
+    /work/venvs/ood/bin/pip install numpy==2.4.6 scikit-image==0.26.0 pillow==13.0.0 matplotlib==3.11.2 safetensors==0.8.0
     /work/venvs/ood/bin/python scripts/ood_design.py CARD FEATURES [--out /tmp/ood-design]
 
 FEATURES holds the embeddings (pooled features, then the first transition's channel means and

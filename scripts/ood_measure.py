@@ -2,14 +2,14 @@
 """Measures the out-of-distribution refusal of `pneumoscope predict` (see README, "Refusing
 what is not a chest X-ray").
 
-    python -m venv /work/venvs/ood && /work/venvs/ood/bin/pip install numpy scikit-image pillow
+    python -m venv /work/venvs/ood && /work/venvs/ood/bin/pip install numpy==2.4.6 scikit-image==0.26.0 pillow==13.0.0 matplotlib==3.11.2
     cargo build --release
     /work/venvs/ood/bin/python scripts/ood_measure.py [--data ../shared/data/chest_xray] [--out /tmp/ood-eval]
 
 (--data defaults to $PNEUMOSCOPE_DATA, else ../shared/data/chest_xray; relative to the repository root.)
 
-1. Makes non-X-ray images in OUT/nonxray/{tuning,heldout}/: natural photos (only the images
-   bundled in scikit-image's wheel; nothing is downloaded), documents and screenshots drawn with
+1. Makes non-X-ray images in OUT/nonxray/{tuning,heldout,heldout2}/: natural photos (only the
+   images bundled in scikit-image's and matplotlib's wheels; nothing is downloaded), documents and screenshots drawn with
    PIL, noise, flat images and radiograph-like images (Shepp-Logan CT phantom, synthetic limb
    radiographs). Tuning and held-out sets share no source photo and no random seed.
 2. Makes inverted, rotated and cropped versions of the official test X-rays in OUT/xray/.

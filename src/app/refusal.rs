@@ -40,7 +40,7 @@ pub fn OodStatus(analysis: Analysis) -> impl IntoView {
             threshold,
         } => {
             format!(
-                "{} ({} {distance:.1} ≤ {} {threshold:.1})",
+                "{} ({} {distance:.2} ≤ {} {threshold:.2})",
                 state.t(T::OodPassed),
                 state.t(T::OodDistance),
                 state.t(T::OodLimit)
@@ -91,7 +91,7 @@ pub fn RefusalView(analysis: Analysis) -> impl IntoView {
                         {move || if uniform {
                             state.t(T::OodUniform).to_string()
                         } else {
-                            format!("{}: {distance:.1} > {} {threshold:.1}", state.t(T::OodDistance), state.t(T::OodLimit))
+                            format!("{}: {distance:.2} > {} {threshold:.2}", state.t(T::OodDistance), state.t(T::OodLimit))
                         }}
                     </p>
                     {offer}

@@ -224,7 +224,7 @@ pub fn fit(
     let train_distances: Vec<f32> = train.iter().map(|f| profile.distance(f)).collect();
     let [pooled_part, appearance_part] = [&profile.parts[0], &profile.parts[1]];
     eprintln!(
-        "fit-ood: {} + {} directions of {} + {}; distance median train {:.1} / validation {:.1}; validation 99th percentile {:.1}, max {:.1}",
+        "fit-ood: {} + {} directions of {} + {}; distance median train {:.2} / validation {:.2}; validation 99th percentile {:.2}, max {:.2}",
         pooled_part.rank(),
         appearance_part.rank(),
         pooled_part.dim(),

@@ -232,7 +232,7 @@ fn refusal(prediction: &Prediction) -> Option<String> {
     let why = if uniform {
         "a uniform image, without any detail".to_string()
     } else {
-        format!("OOD distance {distance:.1} > threshold {threshold:.1}")
+        format!("OOD distance {distance:.2} > threshold {threshold:.2}")
     };
     Some(format!("{} ({why}){hint}", ood::REFUSAL))
 }
@@ -343,7 +343,7 @@ fn text_line(row: &Row, show_anyway: bool, positive: &str) -> String {
                     threshold,
                 } = p.ood
                 {
-                    line.push_str(&format!("; OOD distance {distance:.1} ≤ {threshold:.1}"));
+                    line.push_str(&format!("; OOD distance {distance:.2} ≤ {threshold:.2}"));
                 }
             }
             if let Some(path) = overlay {
