@@ -272,10 +272,13 @@ fn main() {
                 .expect("f32");
             let t = Instant::now();
             let [_, _, h, w] = features.dims();
-            let raw: Vec<f32> = gradcam::raw_maps(features, model.classifier.weight.val(), 0)
-                .into_data()
-                .try_to_vec()
-                .expect("f32");
+            let raw: Vec<f32> = gradcam::raw_maps(
+                features.clone(),
+                model.logit_gradient(model.pool(features), 0),
+            )
+            .into_data()
+            .try_to_vec()
+            .expect("f32");
             let cam = gradcam::finish(&raw, (w, h), size);
             assert_eq!(cam.values.len(), size * size);
             let elapsed = t.elapsed().as_secs_f64();

@@ -44,6 +44,9 @@ pub struct Architecture {
     pub num_init_features: usize,
     pub bn_size: usize,
     pub num_outputs: usize,
+    /// Hidden dense layers' widths (imported Keras heads); absent for our own models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<usize>,
 }
 
 impl Architecture {
@@ -51,13 +54,15 @@ impl Architecture {
         let layers: usize = config.block_config.iter().sum();
         Self {
             family: "densenet".into(),
-            // Two convs per dense layer, one per transition, the stem conv and the classifier.
-            depth: 2 * layers + config.block_config.len() + 1,
+            // Two convs per dense layer, one per transition, the stem conv and the classifier,
+            // plus any hidden dense layers.
+            depth: 2 * layers + config.block_config.len() + 1 + config.hidden.len(),
             growth_rate: config.growth_rate,
             block_config: config.block_config.clone(),
             num_init_features: config.num_init_features,
             bn_size: config.bn_size,
             num_outputs: config.num_outputs,
+            hidden: config.hidden.clone(),
         }
     }
 
@@ -68,6 +73,7 @@ impl Architecture {
             .with_num_init_features(self.num_init_features)
             .with_bn_size(self.bn_size)
             .with_num_outputs(self.num_outputs)
+            .with_hidden(self.hidden.clone())
     }
 }
 
@@ -195,6 +201,20 @@ pub struct WeightsInfo {
     pub dtype: String,
     pub bytes: usize,
     pub sha256: String,
+}
+
+impl WeightsInfo {
+    /// The card's entry for the int8 container `bytes`, saved as `file`.
+    pub fn int8(file: String, bytes: &[u8]) -> Self {
+        Self {
+            file,
+            format: crate::weights::codec::FORMAT_INT8.into(),
+            dtype: "int8 conv kernels (per-output-channel scales), f32 batch-norm and classifier"
+                .into(),
+            bytes: bytes.len(),
+            sha256: crate::tensor_bytes::sha256_hex(bytes),
+        }
+    }
 }
 
 /// The OOD statistics file next to the weights (see `crate::ood`) and its refusal threshold.

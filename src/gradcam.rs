@@ -1,8 +1,11 @@
 //! Grad-CAM (Selvaraju et al. 2017) on the last feature map, in closed form.
 //!
-//! The head is ReLU → global average pool → linear, so the gradient of class `c`'s logit with
-//! respect to the feature map `A` (C×H×W) is `W[k,c] / HW · 1[A_kij > 0]`. Its spatial mean gives
-//! the channel weights `α_k = W[k,c] · #(A_k > 0) / (HW)²` without a backward pass.
+//! The head is ReLU → global average pool → linear (or, for imported Keras heads, dense layers
+//! with ReLU before it), so the gradient of class `c`'s logit with respect to the feature map
+//! `A` (C×H×W) is `g_k / HW · 1[A_kij > 0]`, with `g` the logit's gradient with respect to the
+//! pooled features (`W[k,c]` for a linear head; [`crate::model::DenseNet::logit_gradient`]).
+//! Its spatial mean gives the channel weights `α_k = g_k · #(A_k > 0) / (HW)²` without a
+//! backward pass.
 //!
 //! The map is `ReLU(Σ_k α_k · ReLU(A_k))`: torchvision's DenseNet applies its final ReLU in
 //! place, so the activations pytorch-grad-cam records for `features.norm5` are already
@@ -20,14 +23,12 @@ pub struct Cam {
     pub values: Vec<f32>,
 }
 
-/// Raw (un-normalised, ReLU'd) maps `[batch, H, W]` for class `class` (the index of the logit).
-/// `classifier_weight` is burn's Linear layout `[features, outputs]`.
-pub fn raw_maps(features: Tensor<4>, classifier_weight: Tensor<2>, class: usize) -> Tensor<3> {
+/// Raw (un-normalised, ReLU'd) maps `[batch, H, W]`. `logit_gradient` is, per image, the
+/// explained logit's gradient with respect to the pooled features, `[batch, channels]`.
+pub fn raw_maps(features: Tensor<4>, logit_gradient: Tensor<2>) -> Tensor<3> {
     let [batch, channels, h, w] = features.dims();
     let hw = (h * w) as f32;
-    let weight = classifier_weight
-        .narrow(1, class, 1)
-        .reshape([1, channels, 1, 1]);
+    let weight = logit_gradient.reshape([batch, channels, 1, 1]);
     let active = features
         .clone()
         .greater_elem(0.0)

@@ -14,6 +14,8 @@ pub mod calibration;
 pub mod card;
 pub mod decode;
 pub mod gradcam;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod keras;
 pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mlflow;

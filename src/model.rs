@@ -30,6 +30,10 @@ pub struct DenseNetConfig {
     /// 1 output (sigmoid) for two classes, N outputs (softmax) otherwise.
     #[config(default = "1")]
     pub num_outputs: usize,
+    /// Widths of hidden dense layers (each followed by a ReLU) between the pooled features and
+    /// the classifier: none for our own models; imported Keras heads may have some.
+    #[config(default = "Vec::new()")]
+    pub hidden: Vec<usize>,
 }
 
 /// A DenseNet depth other than 121, 169 or 201.
@@ -120,7 +124,20 @@ impl DenseNetConfig {
                 transitions,
                 norm5: batch_norm(channels, device),
             },
-            classifier: LinearConfig::new(channels, self.num_outputs).init(device),
+            hidden: self
+                .hidden
+                .iter()
+                .scan(channels, |inputs, &width| {
+                    let layer = LinearConfig::new(*inputs, width).init(device);
+                    *inputs = width;
+                    Some(layer)
+                })
+                .collect(),
+            classifier: LinearConfig::new(
+                self.hidden.last().copied().unwrap_or(channels),
+                self.num_outputs,
+            )
+            .init(device),
         }
     }
 }
@@ -344,6 +361,8 @@ fn channel_mean_and_std(map: Tensor<4>) -> Tensor<2> {
 #[derive(Module, Debug)]
 pub struct DenseNet {
     pub features: Features,
+    /// Hidden dense layers of the head, each followed by a ReLU (empty but for imported heads).
+    pub hidden: Vec<Linear>,
     pub classifier: Linear,
 }
 
@@ -380,9 +399,43 @@ impl DenseNet {
         relu(features).mean_dim(3).mean_dim(2).flatten::<2>(1, 3)
     }
 
-    /// Logits from the last feature map: ReLU → global average pool → linear.
+    /// Length of the pooled features (the last map's channels).
+    pub fn pooled_size(&self) -> usize {
+        self.features.norm5.gamma.shape().dims::<1>()[0]
+    }
+
+    /// Logits from the pooled features: the hidden layers (linear → ReLU), then the classifier.
+    pub fn logits(&self, pooled: Tensor<2>) -> Tensor<2> {
+        let hidden = self
+            .hidden
+            .iter()
+            .fold(pooled, |x, layer| relu(layer.forward(x)));
+        self.classifier.forward(hidden)
+    }
+
+    /// The gradient of logit `class` with respect to the pooled features, `[batch, channels]`,
+    /// in closed form (what Grad-CAM needs, without a backward pass): the classifier's column,
+    /// carried back through each hidden layer's ReLU mask and transposed weight.
+    pub fn logit_gradient(&self, pooled: Tensor<2>, class: usize) -> Tensor<2> {
+        let batch = pooled.dims()[0];
+        let mut masks = Vec::with_capacity(self.hidden.len());
+        let mut x = pooled;
+        for layer in &self.hidden {
+            let z = layer.forward(x);
+            masks.push(z.clone().greater_elem(0.0).float());
+            x = relu(z);
+        }
+        let column = self.classifier.weight.val().narrow(1, class, 1);
+        let mut gradient = column.transpose().repeat_dim(0, batch);
+        for (layer, mask) in self.hidden.iter().zip(masks).rev() {
+            gradient = (gradient * mask).matmul(layer.weight.val().transpose());
+        }
+        gradient
+    }
+
+    /// Logits from the last feature map: ReLU → global average pool → [`Self::logits`].
     pub fn head(&self, features: Tensor<4>) -> Tensor<2> {
-        self.classifier.forward(self.pool(features))
+        self.logits(self.pool(features))
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {

@@ -107,7 +107,7 @@ impl Pipeline {
 
     /// The pooled features' length, and the whole embedding's (pooled + appearance).
     pub fn embedding_sizes(&self) -> (usize, usize) {
-        let pooled = self.model.classifier.weight.shape().dims::<2>()[0];
+        let pooled = self.model.pooled_size();
         (pooled, pooled + self.model.appearance_size())
     }
 
@@ -169,7 +169,10 @@ impl Pipeline {
             };
             let features = pass.features.clone().narrow(0, i, 1);
             let [_, _, h, w] = features.dims();
-            let raw = gradcam::raw_maps(features, self.model.classifier.weight.val(), logit);
+            let gradient = self
+                .model
+                .logit_gradient(self.model.pool(features.clone()), logit);
+            let raw = gradcam::raw_maps(features, gradient);
             let raw: Vec<f32> = read(raw).await?;
             let cam = gradcam::finish(&raw, (w, h), size);
             let gradcam_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -296,7 +299,7 @@ impl ForwardPass {
     pub fn run(model: &DenseNet, input: Tensor<4>) -> Self {
         let (features, appearance) = model.forward_features_and_appearance(input);
         let pooled = model.pool(features.clone());
-        let probabilities = probabilities(model.classifier.forward(pooled.clone()));
+        let probabilities = probabilities(model.logits(pooled.clone()));
         let classes = probabilities.dims()[1];
         let rows = Tensor::cat(vec![probabilities, pooled, appearance], 1);
         Self {

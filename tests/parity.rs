@@ -36,10 +36,13 @@ fn check(model: &DenseNet, name: &str, device: &Device) {
 
     let class = expected["cam_class"].as_u64().unwrap() as usize;
     let [batch, _, h, w] = features.dims();
-    let raw: Vec<f32> = gradcam::raw_maps(features, model.classifier.weight.val(), class)
-        .into_data()
-        .try_to_vec()
-        .unwrap();
+    let raw: Vec<f32> = gradcam::raw_maps(
+        features.clone(),
+        model.logit_gradient(model.pool(features), class),
+    )
+    .into_data()
+    .try_to_vec()
+    .unwrap();
     let size = g.shape[2];
     let cams: Vec<f32> = raw
         .chunks(h * w)

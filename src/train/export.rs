@@ -7,7 +7,6 @@ use super::evaluate::{Evaluation, classification_report, evaluate, write_plots};
 use super::fit_ood::{FitSettings, data_root, fit_and_record};
 use crate::card::{ModelCard, WeightsInfo};
 use crate::predict::Pipeline;
-use crate::tensor_bytes::sha256_hex;
 use crate::weights::codec;
 use anyhow::Context;
 use burn::prelude::Device;
@@ -72,14 +71,7 @@ pub fn export(request: ExportRequest, mut progress: impl FnMut(usize)) -> anyhow
         "pneumoscope-densenet{}-v{}.int8.safetensors",
         card.architecture.depth, request.version
     );
-    card.weights = WeightsInfo {
-        file: weights_file.clone(),
-        format: codec::FORMAT_INT8.into(),
-        dtype: "int8 conv kernels (per-output-channel scales), f32 batch-norm and classifier"
-            .into(),
-        bytes: int8.len(),
-        sha256: sha256_hex(&int8),
-    };
+    card.weights = WeightsInfo::int8(weights_file.clone(), &int8);
     if let Some(recipe) = request.recipe {
         card.training.recipe = recipe;
     }

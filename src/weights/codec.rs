@@ -130,13 +130,27 @@ pub fn decode(
     config: &DenseNetConfig,
     device: &Device,
 ) -> Result<DenseNet, WeightsError> {
-    let tensors = dequantized_tensors(bytes)?;
+    model_from_tensors(dequantized_tensors(bytes)?, config, device).map_err(WeightsError::Mismatch)
+}
+
+/// A model of `config` holding exactly `tensors` (named by module path): every parameter
+/// filled, no tensor left over; else the mismatch, naming the keys.
+pub(crate) fn model_from_tensors(
+    tensors: Vec<PackTensor>,
+    config: &DenseNetConfig,
+    device: &Device,
+) -> Result<DenseNet, String> {
     let mut model = config.init(device);
     let result = model.apply(tensors, None, None, false);
     match describe_mismatch(&result, |_| false) {
-        Some(details) => Err(WeightsError::Mismatch(details)),
+        Some(details) => Err(details),
         None => Ok(model),
     }
+}
+
+/// An f32 tensor for [`model_from_tensors`].
+pub(crate) fn f32_tensor(name: String, shape: Vec<usize>, values: Vec<f32>) -> PackTensor {
+    PackTensor::new(name, DType::F32, shape, None, Bytes::from_elems(values))
 }
 
 /// Every tensor of the container as f32, ready for `ModuleSnapshot::apply`.
@@ -182,14 +196,7 @@ fn dequantized_tensors(bytes: &[u8]) -> Result<Vec<PackTensor>, WeightsError> {
             }
             other => return Err(bad(&name, &format!("unsupported dtype {other:?}"))),
         };
-        let shape = view.shape().to_vec();
-        out.push(PackTensor::new(
-            name,
-            DType::F32,
-            shape,
-            None,
-            Bytes::from_elems(values),
-        ));
+        out.push(f32_tensor(name, view.shape().to_vec(), values));
     }
     Ok(out)
 }
