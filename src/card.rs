@@ -56,13 +56,13 @@ impl Architecture {
             family: "densenet".into(),
             // Two convs per dense layer, one per transition, the stem conv and the classifier,
             // plus any hidden dense layers.
-            depth: 2 * layers + config.block_config.len() + 1 + config.hidden.len(),
+            depth: 2 * layers + config.block_config.len() + 1 + config.hidden_widths().len(),
             growth_rate: config.growth_rate,
             block_config: config.block_config.clone(),
             num_init_features: config.num_init_features,
             bn_size: config.bn_size,
             num_outputs: config.num_outputs,
-            hidden: config.hidden.clone(),
+            hidden: config.hidden_widths().to_vec(),
         }
     }
 
@@ -73,7 +73,7 @@ impl Architecture {
             .with_num_init_features(self.num_init_features)
             .with_bn_size(self.bn_size)
             .with_num_outputs(self.num_outputs)
-            .with_hidden(self.hidden.clone())
+            .with_hidden((!self.hidden.is_empty()).then(|| self.hidden.clone()))
     }
 }
 
@@ -306,6 +306,20 @@ impl ModelCard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_configs_written_before_hidden_layers_still_load() {
+        let old = r#"{"growth_rate":32,"block_config":[6,12,24,16],"num_init_features":64,"bn_size":4,"num_outputs":1}"#;
+        let config: DenseNetConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(config, DenseNetConfig::densenet121(1));
+        assert!(config.hidden_widths().is_empty());
+        let imported = DenseNetConfig::tiny(2).with_hidden(Some(vec![16]));
+        let arch = Architecture::from_config(&imported);
+        assert_eq!(arch.hidden, vec![16]);
+        assert_eq!(arch.config(), imported);
+        let plain = Architecture::from_config(&DenseNetConfig::tiny(1));
+        assert!(!serde_json::to_string(&plain).unwrap().contains("hidden"));
+    }
 
     #[test]
     fn densenet121_depth_is_121() {

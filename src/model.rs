@@ -31,9 +31,9 @@ pub struct DenseNetConfig {
     #[config(default = "1")]
     pub num_outputs: usize,
     /// Widths of hidden dense layers (each followed by a ReLU) between the pooled features and
-    /// the classifier: none for our own models; imported Keras heads may have some.
-    #[config(default = "Vec::new()")]
-    pub hidden: Vec<usize>,
+    /// the classifier: none for our own models; imported Keras heads may have some. An
+    /// `Option` so that run configs written before it existed still load.
+    pub hidden: Option<Vec<usize>>,
 }
 
 /// A DenseNet depth other than 121, 169 or 201.
@@ -73,6 +73,11 @@ impl DenseNetConfig {
             .with_num_init_features(8)
             .with_bn_size(2)
             .with_num_outputs(num_outputs)
+    }
+
+    /// The hidden layers' widths (none by default).
+    pub fn hidden_widths(&self) -> &[usize] {
+        self.hidden.as_deref().unwrap_or_default()
     }
 
     /// Channels of the last feature map (input of the classifier).
@@ -125,7 +130,7 @@ impl DenseNetConfig {
                 norm5: batch_norm(channels, device),
             },
             hidden: self
-                .hidden
+                .hidden_widths()
                 .iter()
                 .scan(channels, |inputs, &width| {
                     let layer = LinearConfig::new(*inputs, width).init(device);
@@ -134,7 +139,7 @@ impl DenseNetConfig {
                 })
                 .collect(),
             classifier: LinearConfig::new(
-                self.hidden.last().copied().unwrap_or(channels),
+                self.hidden_widths().last().copied().unwrap_or(channels),
                 self.num_outputs,
             )
             .init(device),

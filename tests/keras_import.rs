@@ -102,7 +102,7 @@ fn every_head_and_format_matches_keras_probabilities_and_grad_cam() {
 fn heads_are_read_as_keras_built_them() {
     let head = |file: &str| keras::import(read(file), &Device::flex()).unwrap();
     let mlp = head("mlp.keras");
-    assert_eq!(mlp.config.hidden, vec![16]);
+    assert_eq!(mlp.config.hidden_widths(), [16]);
     assert_eq!(mlp.config.block_config, vec![1, 1, 1, 1]);
     assert_eq!(
         (

@@ -328,7 +328,7 @@ pub fn map(archive: &Archive, device: &Device) -> Result<Imported, KerasError> {
         .with_num_init_features(stem[0])
         .with_bn_size(bottleneck / growth.max(1))
         .with_num_outputs(outputs)
-        .with_hidden(hidden);
+        .with_hidden((!hidden.is_empty()).then_some(hidden));
     let model =
         model_from_tensors(builder.tensors, &config, device).map_err(KerasError::Mismatch)?;
     Ok(Imported {
