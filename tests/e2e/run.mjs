@@ -9,7 +9,7 @@
 // $PNEUMOSCOPE_DATA/test (default ../shared/data/chest_xray/test).
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { deflateSync } from 'node:zlib';
 import { basename, join, resolve } from 'node:path';
@@ -500,6 +500,38 @@ const checks = {
       await page.selectOption('[data-testid=language]', 'en');
       return `photo refused (no probability/label/heatmap), shown anyway p = ${anyway.probabilityText}; X-ray passed; negative → "Invert" → p = ${fixed.probabilityText}; batch row and CSV marked refused; French refusal`;
     });
+  },
+
+  // A Keras model imported by the CLI (tests/fixtures/keras/mlp.keras: Rescaling, DenseNet,
+  // Dense-ReLU-Dropout-Dense) and served as the app's weights/ folder: the page loads it, shows
+  // its provenance and the unavailable OOD check, and gives the CLI's probability.
+  async keras() {
+    const site = mkdtempSync(join(tmpdir(), 'pneumoscope-keras-site-'));
+    try {
+      cpSync(DIST, site, { recursive: true });
+      rmSync(join(site, 'weights'), { recursive: true, force: true });
+      execFileSync(CLI, ['import', join(ROOT, 'tests/fixtures/keras/mlp.keras'), '--out', join(site, 'weights')], { stdio: 'pipe' });
+      const card = join(site, 'weights/model-card.json');
+      const image = join(ROOT, 'tests/data/keras_pneumonia_128.png');
+      const out = execFileSync(CLI, ['predict', '--card', card, image], { encoding: 'utf8' });
+      const expected = JSON.parse(out.split('\n').find((l) => l.startsWith('{')));
+      const { server, url } = await serve({ dir: site, prefix: '/imported/' });
+      try {
+        return await withBrowser(async ({ page }) => {
+          await open(page, `${url}?backend=cpu`);
+          const panel = await page.textContent('[data-testid=model-card]');
+          assert(/imported from Keras/.test(panel), `model card panel shows no provenance: ${panel.slice(0, 300)}`);
+          assert(/unavailable/i.test(await page.textContent('[data-testid=card-ood]')), 'the OOD check is not said to be unavailable');
+          const shown = await classify(page, image);
+          compare(shown, new Map([[basename(image), expected]]), image);
+          return `imported mlp.keras served as weights/: provenance shown, OOD check unavailable, p = ${shown.probabilityText} (CLI ${expected.probability.toFixed(4)})`;
+        });
+      } finally {
+        server.close();
+      }
+    } finally {
+      rmSync(site, { recursive: true, force: true });
+    }
   },
 
   async offline({ url, cli, server }) {
