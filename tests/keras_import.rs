@@ -4,7 +4,7 @@
 //! Rescaling layer and Dense-ReLU-Dropout-Dense — saved as `.h5` and `.keras`: probabilities
 //! within 1e-4 and Grad-CAM maps within 1e-3 of Keras / TensorFlow's on two real X-rays at 128² (the
 //! imported f32 model); the int8 folder `pneumoscope import` writes predicts through the CLI;
-//! bad files are clear errors.
+//! bad files (another architecture, a ResNet50, truncated, without weights) are clear errors.
 
 mod common;
 
@@ -138,6 +138,13 @@ fn bad_files_are_clear_errors() {
     assert!(
         other.contains("conv1_conv") && other.contains("conv_a"),
         "{other}"
+    );
+    // keras.applications.ResNet50 (its saved config; refused before any weight is read).
+    let resnet = import_error(read("resnet50.h5"));
+    assert!(
+        resnet.contains("not a Keras DenseNet: no layer bn")
+            && resnet.contains("conv1_conv (Conv2D)"),
+        "{resnet}"
     );
     let mut truncated = read("sigmoid.h5");
     truncated.truncate(truncated.len() / 2);

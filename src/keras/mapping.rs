@@ -236,17 +236,44 @@ pub fn map(archive: &Archive, device: &Device) -> Result<Imported, KerasError> {
         tensors: Vec::new(),
     };
 
-    if builder.layer("conv1_conv").is_none() {
+    let final_norm = layers.iter().position(|l| l.name.replace('/', "_") == "bn");
+    let missing: Vec<&str> = [
+        ("conv1_conv", builder.layer("conv1_conv").is_some()),
+        ("bn", final_norm.is_some()),
+    ]
+    .iter()
+    .filter(|(_, found)| !found)
+    .map(|(name, _)| *name)
+    .collect();
+    if !missing.is_empty() {
         let weighted: Vec<String> = layers
             .iter()
             .filter(|l| !l.variable_names().is_empty())
             .map(|l| format!("{} ({})", l.name, l.class))
             .collect();
+        let more = weighted.len().saturating_sub(6);
         return Err(KerasError::NotDenseNet(format!(
-            "no layer 'conv1_conv' (the stem of keras.applications' DenseNets); its layers with \
-             weights: {}",
-            weighted.join(", ")
+            "no layer {} (keras.applications' DenseNets have the stem 'conv1_conv' and the final \
+             norm 'bn'); its layers with weights: {}{}",
+            missing.join(" or "),
+            weighted[..weighted.len().min(6)].join(", "),
+            if more > 0 {
+                format!(" … and {more} more")
+            } else {
+                String::new()
+            }
         )));
+    }
+    let final_norm = final_norm.expect("checked above");
+    // Up to the final norm, every layer must be DenseNet's or the input's, before any weight is
+    // read: a custom layer (or a ResNet's `Add`) is named as what does not fit.
+    let mut normalisation = None;
+    for layer in &layers[..final_norm] {
+        match layer.class.as_str() {
+            "Rescaling" => normalisation = Some(rescaling(layer)?),
+            c if INERT.contains(&c) || BACKBONE.contains(&c) => {}
+            _ => return Err(unsupported(layer, "not part of a DenseNet or its input")),
+        }
     }
     let stem = builder.conv("conv1_conv", "features.conv0")?;
     builder.batch_norm("conv1_bn", "features.norm0")?;
@@ -299,19 +326,6 @@ pub fn map(archive: &Archive, device: &Device) -> Result<Imported, KerasError> {
     }
     builder.batch_norm("bn", "features.norm5")?;
 
-    // Before the backbone: the input and an optional Rescaling; after the final norm: the head.
-    let final_norm = layers
-        .iter()
-        .position(|l| l.name.replace('/', "_") == "bn")
-        .expect("found above");
-    let mut normalisation = None;
-    for layer in &layers[..final_norm] {
-        match layer.class.as_str() {
-            "Rescaling" => normalisation = Some(rescaling(layer)?),
-            c if INERT.contains(&c) || BACKBONE.contains(&c) => {}
-            _ => return Err(unsupported(layer, "not part of a DenseNet or its input")),
-        }
-    }
     let (hidden, outputs, head) = read_head(&mut builder, &layers[final_norm + 1..])?;
 
     for layer in &layers {
