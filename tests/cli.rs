@@ -343,3 +343,115 @@ fn batches_give_the_results_of_single_images_in_file_order() {
     assert!(batched[3]["probability"].is_f64() && batched[2]["refused"].as_bool().unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Each kind of bad input in the README's table gets its message as that file's `error`, and
+/// the files after it are still analysed (fixtures: tests/fixtures/make_bad_inputs.py; the
+/// DICOM kinds are in tests/dicom.rs).
+#[test]
+fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
+    let dir = temp_dir("bad-inputs");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let xray = std::fs::read(XRAY).unwrap();
+    // A PNG declaring 8000×7500 (60 megapixels) in a few bytes: refused from its header.
+    let ihdr = [
+        &8000u32.to_be_bytes()[..],
+        &7500u32.to_be_bytes(),
+        &[8, 0, 0, 0, 0],
+    ]
+    .concat();
+    let huge = [
+        b"\x89PNG\r\n\x1a\n".to_vec(),
+        png_chunk(b"IHDR", &ihdr),
+        png_chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]),
+        png_chunk(b"IEND", &[]),
+    ]
+    .concat();
+    let cases: Vec<(String, &str)> = vec![
+        (write("empty.png", b""), "the file is empty (0 bytes)"),
+        (
+            write("text.png", b"not an image"),
+            "not an image the app can read",
+        ),
+        (
+            write("anim.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"),
+            "GIF images are not supported",
+        ),
+        (
+            write("cut.png", &xray[..xray.len() / 2]),
+            "damaged or truncated",
+        ),
+        (write("huge.png", &huge), "the limit is 50 megapixels"),
+        (
+            "tests/data/bad/zero_by_zero.png".into(),
+            "the image has no pixels (0×0)",
+        ),
+        (
+            "tests/data/bad/drawing.svg".into(),
+            "SVG (vector) images are not supported",
+        ),
+        (
+            "tests/data/bad/archive_renamed.dcm".into(),
+            "this is a zip archive, not an image",
+        ),
+        (
+            dir.join("missing.png").to_str().unwrap().into(),
+            "cannot read the file",
+        ),
+    ];
+    let mut args: Vec<&str> = cases.iter().map(|(file, _)| file.as_str()).collect();
+    // Bombs that are not errors: the text chunk is not inflated, the restart markers are
+    // skipped; both images are analysed (or refused as unlike an X-ray), never a crash.
+    args.extend([
+        "tests/data/bad/text_chunk_bomb.png",
+        "tests/data/bad/restart_storm.jpg",
+        XRAY,
+    ]);
+    let rows = json_lines(&args);
+    assert_eq!(rows.len(), args.len());
+    for ((file, expected), row) in cases.iter().zip(&rows) {
+        let error = row["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{file}: {row}"));
+        assert!(
+            error.contains(expected),
+            "{file}: '{error}' lacks '{expected}'"
+        );
+    }
+    for row in &rows[cases.len()..] {
+        assert!(row.get("error").is_none(), "{row}");
+        assert!(row["refused"].is_boolean(), "{row}");
+    }
+    assert_eq!(rows.last().unwrap()["refused"], false);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A PNG chunk: length, type, data, CRC-32 of type and data.
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let body = [kind.as_slice(), data].concat();
+    [
+        (data.len() as u32).to_be_bytes().as_slice(),
+        &body,
+        &crc32(&body).to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// CRC-32 (ISO-HDLC, as PNG chunks use).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

@@ -192,6 +192,18 @@ fn decode_message(e: &DecodeError, fr: bool) -> String {
                 format!("{f} images are not supported. Use PNG, JPEG or DICOM.")
             }
         }
+        DecodeError::Archive => pick(
+            fr,
+            "This is a zip archive, not an image. Unpack it and open the X-ray files it contains (PNG, JPEG or DICOM).",
+            "Ceci est une archive zip, pas une image. Décompressez-la puis ouvrez les radiographies qu'elle contient (PNG, JPEG ou DICOM).",
+        ),
+        DecodeError::NoPixels { width, height } => {
+            if fr {
+                format!("L'image n'a aucun pixel ({width}×{height}).")
+            } else {
+                format!("The image has no pixels ({width}×{height}).")
+            }
+        }
         DecodeError::TooLarge {
             width,
             height,

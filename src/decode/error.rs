@@ -9,6 +9,12 @@ pub enum DecodeError {
     #[error("{0} images are not supported (use PNG, JPEG or DICOM)")]
     Unsupported(String),
     #[error(
+        "this is a zip archive, not an image: unpack it and use the X-rays inside (PNG, JPEG or DICOM)"
+    )]
+    Archive,
+    #[error("the image has no pixels ({width}×{height})")]
+    NoPixels { width: u32, height: u32 },
+    #[error(
         "the image is {width}×{height} ({megapixels:.0} megapixels); the limit is 50 megapixels"
     )]
     TooLarge {

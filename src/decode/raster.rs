@@ -10,7 +10,7 @@ pub const MAX_PIXELS: u64 = 50_000_000;
 
 /// PNG or JPEG through the `image` crate, refusing huge or cut-off files before decoding.
 pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
-    let format = image::guess_format(bytes).map_err(|_| DecodeError::NotAnImage)?;
+    let format = image::guess_format(bytes).map_err(|_| not_an_image(bytes))?;
     if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
         return Err(DecodeError::Unsupported(
             format!("{format:?}").to_uppercase(),
@@ -23,10 +23,17 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
         ));
     }
     let reader = || ImageReader::with_format(Cursor::new(bytes), format);
+    if let Some((width @ 0, height) | (width, height @ 0)) = png_header_size(bytes) {
+        // The PNG decoder rejects a 0-pixel header as a format error; say what it is.
+        return Err(DecodeError::NoPixels { width, height });
+    }
     let (width, height) = reader()
         .into_dimensions()
         .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     let pixels = width as u64 * height as u64;
+    if pixels == 0 {
+        return Err(DecodeError::NoPixels { width, height });
+    }
     if pixels > MAX_PIXELS {
         return Err(DecodeError::TooLarge {
             width,
@@ -42,6 +49,29 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
     reader
         .decode()
         .map_err(|e| DecodeError::Corrupt(e.to_string()))
+}
+
+/// Why bytes that no image decoder recognises are not an image, as precisely as their first
+/// bytes tell: a zip archive (a `.keras` model or a folder someone zipped), an SVG drawing.
+fn not_an_image(bytes: &[u8]) -> DecodeError {
+    if bytes.starts_with(b"PK\x03\x04") {
+        return DecodeError::Archive;
+    }
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
+    let text = head.trim_start_matches('\u{feff}').trim_start();
+    if text.starts_with("<svg") || (text.starts_with("<?xml") && text.contains("<svg")) {
+        return DecodeError::Unsupported("SVG (vector)".into());
+    }
+    DecodeError::NotAnImage
+}
+
+/// Width and height from a PNG's IHDR chunk (the first, by the PNG specification).
+fn png_header_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.len() < 24 || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    Some((be(16), be(20)))
 }
 
 /// A complete JPEG has an end-of-image marker (FF D9) after its last start-of-scan (FF DA).
