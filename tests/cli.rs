@@ -345,8 +345,8 @@ fn batches_give_the_results_of_single_images_in_file_order() {
 }
 
 /// Each kind of bad input in the README's table gets its message as that file's `error`, and
-/// the files after it are still analysed (fixtures: tests/fixtures/make_bad_inputs.py; the
-/// DICOM kinds are in tests/dicom.rs).
+/// the files after it are still analysed (fixtures: tests/fixtures/make_bad_inputs.py; more
+/// DICOM cases, compressed and truncated, in tests/dicom.rs).
 #[test]
 fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
     let dir = temp_dir("bad-inputs");
@@ -401,13 +401,31 @@ fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
             dir.join("missing.png").to_str().unwrap().into(),
             "cannot read the file",
         ),
+        (
+            "tests/data/bad/no_pixel_data.dcm".into(),
+            "the file holds no image (no Pixel Data)",
+        ),
+        (
+            "tests/data/bad/lying_length.dcm".into(),
+            "the DICOM file is damaged or truncated",
+        ),
+        (
+            "tests/data/bad/fragment_cut_short.dcm".into(),
+            "the JPEG frame ends before its end-of-image marker",
+        ),
+        (
+            "tests/data/bad/deflate_bomb.dcm".into(),
+            "its deflated data set inflates to more than 111 MB",
+        ),
     ];
     let mut args: Vec<&str> = cases.iter().map(|(file, _)| file.as_str()).collect();
-    // Bombs that are not errors: the text chunk is not inflated, the restart markers are
-    // skipped; both images are analysed (or refused as unlike an X-ray), never a crash.
+    // Not errors: the text chunk is not inflated, the restart markers are skipped, and a
+    // fragment whose length runs past the end of the file still holds its whole JPEG; each
+    // image is analysed (or refused as unlike an X-ray), never a crash.
     args.extend([
         "tests/data/bad/text_chunk_bomb.png",
         "tests/data/bad/restart_storm.jpg",
+        "tests/data/bad/fragment_past_the_end.dcm",
         XRAY,
     ]);
     let rows = json_lines(&args);

@@ -19,6 +19,7 @@ use dicom_pixeldata::{PixelDecoder, Rescale, VoiLutFunction, WindowLevel};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use image::{DynamicImage, ImageBuffer, Luma};
 use serde::{Serialize, Serializer};
+use std::io::Read;
 
 /// The preamble is 128 bytes; the magic `DICM` follows it.
 const PREAMBLE: usize = 128;
@@ -105,6 +106,11 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
             uid,
         });
     }
+    if uid.trim_end_matches('\0') == DEFLATED_EXPLICIT_VR_LE {
+        // "DICM", the group length element, then the group.
+        let start = 4 + 12 + meta.information_group_length as usize;
+        check_inflated_size(body.get(start..).unwrap_or_default())?;
+    }
     let obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
         .from_reader(body)
@@ -184,6 +190,27 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
         to_image(&grey, header.columns, header.rows, header.bits_stored > 8),
         info,
     ))
+}
+
+const DEFLATED_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1.99";
+
+/// The most a deflated data set may inflate to: one 50-megapixel 16-bit frame and 16 MB of
+/// header. Beyond it the file is refused before dicom-rs inflates it into memory (a few hundred
+/// kilobytes can inflate to gigabytes).
+pub const MAX_INFLATED_BYTES: u64 = 2 * MAX_PIXELS + (16 << 20);
+
+/// Inflates `deflated` into nothing, counting, and refuses it past [`MAX_INFLATED_BYTES`]. A
+/// stream that is not valid deflate is left for dicom-rs to report.
+fn check_inflated_size(deflated: &[u8]) -> Result<(), DecodeError> {
+    let mut inflater = flate2::read::DeflateDecoder::new(deflated).take(MAX_INFLATED_BYTES + 1);
+    let inflated = std::io::copy(&mut inflater, &mut std::io::sink()).unwrap_or(0);
+    if inflated > MAX_INFLATED_BYTES {
+        return Err(DecodeError::DicomUnsupported(format!(
+            "its deflated data set inflates to more than {} MB (the limit: one 50-megapixel 16-bit frame)",
+            MAX_INFLATED_BYTES >> 20
+        )));
+    }
+    Ok(())
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> DecodeError {
