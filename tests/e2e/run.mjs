@@ -318,6 +318,13 @@ const checks = {
       [truncated, /damaged or truncated/i],
       [huge, /60 megapixels.*limit is 50/i],
       [gif, /GIF images are not supported/i],
+      // Committed fixtures (tests/fixtures/make_bad_inputs.py), a representative subset of the
+      // README's table; tests/cli.rs checks every row through the CLI.
+      [join(ROOT, 'tests/data/bad/drawing.svg'), /SVG \(vector\) images are not supported/i],
+      [join(ROOT, 'tests/data/bad/archive_renamed.dcm'), /zip archive, not an image/i],
+      [join(ROOT, 'tests/data/bad/zero_by_zero.png'), /no pixels \(0×0\)/i],
+      [join(ROOT, 'tests/data/bad/deflate_bomb.dcm'), /inflates to more than 111 MB/i],
+      [join(ROOT, 'tests/data/bad/no_pixel_data.dcm'), /no Pixel Data/i],
     ];
     return withBrowser(async ({ page }) => {
       await open(page, url);
@@ -333,7 +340,7 @@ const checks = {
         assert(!(await page.$('[data-testid=error]')), `the error stayed after a good image (${basename(file)})`);
       }
       rmSync(dir, { recursive: true, force: true });
-      return 'text-as-png, 0-byte, truncated JPEG, 60-MP PNG and GIF each show a clear error; the next image works';
+      return 'text-as-png, 0-byte, truncated JPEG, 60-MP PNG, GIF, SVG, zip renamed .dcm, 0×0 PNG, DICOM deflate bomb and DICOM without pixels each show a clear error; the next image works';
     });
   },
 
