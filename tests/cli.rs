@@ -402,6 +402,18 @@ fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
             "cannot read the file",
         ),
         (
+            {
+                // 300 MB on paper, nothing on disk (sparse): refused before it is read.
+                let path = dir.join("huge-file.png");
+                std::fs::File::create(&path)
+                    .unwrap()
+                    .set_len(300 << 20)
+                    .unwrap();
+                path.to_str().unwrap().to_string()
+            },
+            "the file is 300 MB; the limit is 256 MB",
+        ),
+        (
             "tests/data/bad/no_pixel_data.dcm".into(),
             "the file holds no image (no Pixel Data)",
         ),

@@ -63,6 +63,7 @@ async fn analyse(
     file: &web_sys::File,
     fixes: &[Fix],
 ) -> Result<Analysis, UiError> {
+    crate::decode::check_file_size(file.size() as u64)?;
     let bytes = read_file(file).await.map_err(UiError::FileRead)?;
     let Some(pipeline) = state.pipeline() else {
         return Err(UiError::Weights(

@@ -192,6 +192,13 @@ fn decode_message(e: &DecodeError, fr: bool) -> String {
                 format!("{f} images are not supported. Use PNG, JPEG or DICOM.")
             }
         }
+        DecodeError::FileTooLarge { megabytes } => {
+            if fr {
+                format!("Le fichier fait {megabytes:.0} Mo ; la limite est de 256 Mo.")
+            } else {
+                format!("The file is {megabytes:.0} MB; the limit is 256 MB.")
+            }
+        }
         DecodeError::Archive => pick(
             fr,
             "This is a zip archive, not an image. Unpack it and open the X-ray files it contains (PNG, JPEG or DICOM).",

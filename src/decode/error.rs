@@ -4,6 +4,8 @@
 pub enum DecodeError {
     #[error("the file is empty (0 bytes)")]
     Empty,
+    #[error("the file is {megabytes:.0} MB; the limit is 256 MB")]
+    FileTooLarge { megabytes: f64 },
     #[error("this is not an image the app can read (expected PNG, JPEG or DICOM)")]
     NotAnImage,
     #[error("{0} images are not supported (use PNG, JPEG or DICOM)")]

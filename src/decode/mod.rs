@@ -19,11 +19,27 @@ pub struct Decoded {
     pub dicom: Option<DicomInfo>,
 }
 
+/// Files above this size are refused before they are read: a radiograph at the 50-megapixel
+/// limit is at most 100 MB even uncompressed (16-bit DICOM), and a browser tab holds the whole
+/// file in memory beside its decoded pixels.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Refuses a file of `bytes` bytes above [`MAX_FILE_BYTES`] (call it before reading the file).
+pub fn check_file_size(bytes: u64) -> Result<(), DecodeError> {
+    if bytes > MAX_FILE_BYTES {
+        return Err(DecodeError::FileTooLarge {
+            megabytes: bytes as f64 / (1 << 20) as f64,
+        });
+    }
+    Ok(())
+}
+
 /// Decodes PNG, JPEG (8 or 16-bit, grayscale or colour) or DICOM from memory.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
+    check_file_size(bytes.len() as u64)?;
     if dicom::is_dicom(bytes) {
         let (image, info) = dicom::decode(bytes)?;
         return Ok(Decoded {
@@ -37,6 +53,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 /// Reads and decodes an image file.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_file(path: &std::path::Path) -> Result<Decoded, FileError> {
+    check_file_size(std::fs::metadata(path)?.len())?;
     Ok(decode(&std::fs::read(path)?)?)
 }
 
@@ -73,6 +90,13 @@ mod tests {
     fn decodes_png() {
         let img = image_from_bytes(&png(10, 7)).unwrap();
         assert_eq!((img.width(), img.height()), (10, 7));
+    }
+
+    #[test]
+    fn files_above_the_byte_budget_are_refused_before_reading() {
+        assert_eq!(check_file_size(MAX_FILE_BYTES), Ok(()));
+        let err = check_file_size(700 << 20).unwrap_err();
+        assert_eq!(err.to_string(), "the file is 700 MB; the limit is 256 MB");
     }
 
     #[test]
