@@ -13,6 +13,9 @@ pub mod app;
 pub mod calibration;
 pub mod card;
 pub mod decode;
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gradcam;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod keras;

@@ -9,6 +9,7 @@
 //! Patient-identifying attributes (name, ID, birth date, accession number, institution) are
 //! never read: only the attributes listed in [`DicomInfo`] and the imaging ones are accessed.
 
+use super::dicom_lengths::{self, Encoding};
 use super::error::DecodeError;
 use super::raster::{MAX_PIXELS, jpeg_is_complete};
 use dicom_core::Tag;
@@ -90,6 +91,8 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
         ));
     }
     let body = &bytes[PREAMBLE..];
+    // No declared length may run past the end of the file (dicom-rs allocates it first).
+    dicom_lengths::check_meta(&body[4..]).map_err(|e| corrupt("file meta information", e))?;
     // The transfer syntax first, so that an unsupported one is named even when the data set
     // itself could not be read (e.g. deflated).
     let meta = FileMetaTable::from_reader(body).map_err(|e| corrupt("file meta information", e))?;
@@ -106,11 +109,21 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
             uid,
         });
     }
-    if uid.trim_end_matches('\0') == DEFLATED_EXPLICIT_VR_LE {
-        // "DICM", the group length element, then the group.
-        let start = 4 + 12 + meta.information_group_length as usize;
-        check_inflated_size(body.get(start..).unwrap_or_default())?;
-    }
+    // "DICM", the group length element, then the group; then the data set.
+    let data_set = body
+        .get(4 + 12 + meta.information_group_length as usize..)
+        .unwrap_or_default();
+    let uid_text = uid.trim_end_matches('\0');
+    let encoding = Encoding {
+        explicit_vr: uid_text != IMPLICIT_VR_LE,
+        big_endian: uid_text == EXPLICIT_VR_BE,
+    };
+    let checked = if uid_text == DEFLATED_EXPLICIT_VR_LE {
+        dicom_lengths::check(&inflate_bounded(data_set)?, encoding, None)
+    } else {
+        dicom_lengths::check(data_set, encoding, None)
+    };
+    checked.map_err(|e| corrupt("data set", e))?;
     let obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
         .from_reader(body)
@@ -193,24 +206,29 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
 }
 
 const DEFLATED_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1.99";
+const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+const EXPLICIT_VR_BE: &str = "1.2.840.10008.1.2.2";
 
 /// The most a deflated data set may inflate to: one 50-megapixel 16-bit frame and 16 MB of
 /// header. Beyond it the file is refused before dicom-rs inflates it into memory (a few hundred
 /// kilobytes can inflate to gigabytes).
 pub const MAX_INFLATED_BYTES: u64 = 2 * MAX_PIXELS + (16 << 20);
 
-/// Inflates `deflated` into nothing, counting, and refuses it past [`MAX_INFLATED_BYTES`]. A
-/// stream that is not valid deflate is left for dicom-rs to report.
-fn check_inflated_size(deflated: &[u8]) -> Result<(), DecodeError> {
-    let mut inflater = flate2::read::DeflateDecoder::new(deflated).take(MAX_INFLATED_BYTES + 1);
-    let inflated = std::io::copy(&mut inflater, &mut std::io::sink()).unwrap_or(0);
-    if inflated > MAX_INFLATED_BYTES {
+/// Inflates `deflated` (for the length check) once it is known to stay within
+/// [`MAX_INFLATED_BYTES`] (counted first without keeping anything). What inflates before a
+/// deflate error is kept; the error is left for dicom-rs to report.
+fn inflate_bounded(deflated: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let inflater = || flate2::read::DeflateDecoder::new(deflated).take(MAX_INFLATED_BYTES + 1);
+    let size = std::io::copy(&mut inflater(), &mut std::io::sink()).unwrap_or(0);
+    if size > MAX_INFLATED_BYTES {
         return Err(DecodeError::DicomUnsupported(format!(
             "its deflated data set inflates to more than {} MB (the limit: one 50-megapixel 16-bit frame)",
             MAX_INFLATED_BYTES >> 20
         )));
     }
-    Ok(())
+    let mut inflated = Vec::with_capacity(size as usize);
+    let _ = inflater().read_to_end(&mut inflated);
+    Ok(inflated)
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> DecodeError {

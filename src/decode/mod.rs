@@ -3,6 +3,7 @@
 //! through [`dicom`], which also returns a header summary.
 
 pub mod dicom;
+mod dicom_lengths;
 mod error;
 mod raster;
 

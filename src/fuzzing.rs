@@ -1,0 +1,111 @@
+//! The entry points of the fuzz targets (`fuzz/`, cargo-fuzz on nightly) and of their
+//! regression test (`tests/fuzz_regressions.rs`, stable): each takes arbitrary bytes and must
+//! return, never panic, hang or allocate without bound. One function per target, so that a
+//! crashing input found by the fuzzer replays exactly in plain `cargo test`.
+
+use crate::card::ModelCard;
+use crate::decode;
+use crate::model::DenseNetConfig;
+use crate::ood::OodProfile;
+use crate::weights::codec;
+use burn::prelude::Device;
+
+/// Any bytes through the decoder (PNG, JPEG, DICOM, or a typed error).
+pub fn decode_bytes(data: &[u8]) {
+    let _ = decode::decode(data);
+}
+
+/// Valid DICOM files to mutate, so that the fuzzer spends its time past the header checks.
+const DICOM_SEEDS: [&[u8]; 5] = [
+    include_bytes!("../tests/fixtures/dicom/mono2_explicit_8bit.dcm"),
+    include_bytes!("../tests/fixtures/dicom/jpeg_baseline.dcm"),
+    include_bytes!("../tests/fixtures/dicom/rle_lossless.dcm"),
+    include_bytes!("../tests/fixtures/dicom/deflated.dcm"),
+    include_bytes!("../tests/fixtures/dicom/windowed_12bit.dcm"),
+];
+
+/// Structure-aware DICOM: byte 0 picks a valid fixture (every supported transfer syntax, a VOI
+/// window, encapsulated fragments, deflate), byte 1 how much of its end to cut, and each
+/// following 5-byte record `(offset u32 LE, value)` overwrites one byte of it.
+pub fn dicom_patched(data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let mut file = DICOM_SEEDS[pick as usize % DICOM_SEEDS.len()].to_vec();
+    let Some((&cut, patches)) = rest.split_first() else {
+        return;
+    };
+    file.truncate(file.len() - (file.len() * cut as usize) / 1024);
+    for patch in patches.chunks_exact(5) {
+        let offset = u32::from_le_bytes([patch[0], patch[1], patch[2], patch[3]]) as usize;
+        if !file.is_empty() {
+            let at = offset % file.len();
+            file[at] = patch[4];
+        }
+    }
+    let _ = decode::decode(&file);
+}
+
+/// PNG and JPEG headers with any dimensions: bytes 0–7 are a width and a height (u32 LE)
+/// written into a valid 8×8 PNG's IHDR (CRC fixed) and a valid JPEG's SOF, then both decoded.
+pub fn raster_dimensions(data: &[u8]) {
+    if data.len() < 8 {
+        return;
+    }
+    let width = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+    let height = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
+    let mut png = tiny_png();
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32fast::hash(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let _ = decode::decode(&png);
+    let mut jpeg = tiny_jpeg();
+    if let Some(sof) = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]) {
+        // SOF0: marker, length (2), precision (1), height (2), width (2).
+        jpeg[sof + 5..sof + 7].copy_from_slice(&(height as u16).to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&(width as u16).to_be_bytes());
+    }
+    let _ = decode::decode(&jpeg);
+}
+
+fn tiny_png() -> Vec<u8> {
+    let mut out = Vec::new();
+    image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(x * 31 + y * 7) as u8]))
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encoding in memory");
+    out
+}
+
+fn tiny_jpeg() -> Vec<u8> {
+    let mut out = Vec::new();
+    image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(x * 31 + y * 7) as u8]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut out),
+            image::ImageFormat::Jpeg,
+        )
+        .expect("encoding in memory");
+    out
+}
+
+/// A model card's JSON.
+pub fn model_card(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = ModelCard::from_json(text);
+    }
+}
+
+/// A weights container, loaded into a tiny DenseNet.
+pub fn weights(data: &[u8]) {
+    let _ = codec::decode(data, &DenseNetConfig::tiny(1), &Device::flex());
+}
+
+/// An OOD statistics file (v1 or v2).
+pub fn ood_statistics(data: &[u8]) {
+    let _ = OodProfile::from_bytes(data);
+}
+
+/// A Keras model file (`.h5` or `.keras`), as `pneumoscope import` reads it.
+pub fn keras_model(data: &[u8]) {
+    let _ = crate::keras::import(data.to_vec(), &Device::flex());
+}
