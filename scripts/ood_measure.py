@@ -203,6 +203,12 @@ def make_heldout2(d):
     faces = skdata.lfw_subset()
     for i in range(5, len(faces), 10):
         to_pil(faces[i]).resize((100, 100)).save(d / f"photo-face-{i}.png")
+    drawn(d, rng, phantoms=True, limbs=13)
+
+
+def drawn(d, rng, phantoms, limbs):
+    """The drawn non-X-rays of one set, in this order (the seeds' sequence depends on it):
+    documents, screenshots, noise, flat images, then CT phantoms (optional) and limbs."""
     for i in range(40):
         document(rng).save(d / f"document-{i}.png")
     for i in range(40):
@@ -211,9 +217,10 @@ def make_heldout2(d):
         noise(rng).save(d / f"noise-{i}.png")
     for i in range(21):
         flat(rng, i).save(d / f"flat-{i}.png")
-    for i, v in enumerate(phantom_variants(rng)):
-        v.save(d / f"radiograph-phantom-{i}.png")
-    for i in range(13):
+    if phantoms:
+        for i, v in enumerate(phantom_variants(rng)):
+            v.save(d / f"radiograph-phantom-{i}.png")
+    for i in range(limbs):
         limb(rng).save(d / f"radiograph-limb-{i}.png")
 
 
@@ -234,22 +241,7 @@ def make_nonxray(out):
                 to_pil(faces[i]).resize((100, 100)).save(d / f"photo-face-{i}.png")
             for name in ["page", "text"]:
                 to_pil(photo(name)).save(d / f"document-skimage-{name}.png")
-        for i in range(40):
-            document(rng).save(d / f"document-{i}.png")
-        for i in range(40):
-            screenshot(rng).save(d / f"screenshot-{i}.png")
-        for i in range(30):
-            noise(rng).save(d / f"noise-{i}.png")
-        for i in range(21):
-            flat(rng, i).save(d / f"flat-{i}.png")
-        if split == "tuning":
-            for i in range(20):
-                limb(rng).save(d / f"radiograph-limb-{i}.png")
-        else:
-            for i, v in enumerate(phantom_variants(rng)):
-                v.save(d / f"radiograph-phantom-{i}.png")
-            for i in range(13):
-                limb(rng).save(d / f"radiograph-limb-{i}.png")
+        drawn(d, rng, phantoms=split == "heldout", limbs=20 if split == "tuning" else 13)
 
 
 def test_xrays(data):
