@@ -21,7 +21,7 @@ async function shellFiles() {
     const url = new URL(path, scope);
     if (url.origin === scope.origin) files.add(url.href);
   };
-  ['./', 'index.html', 'manifest.webmanifest', 'boot.js', 'weights/model-card.json'].forEach(add);
+  ['./', 'index.html', 'manifest.webmanifest', 'boot.js', 'analysis-worker.js', 'weights/model-card.json'].forEach(add);
   const html = await (await fetch('./', { cache: 'no-cache' })).text();
   for (const match of html.matchAll(/(?:href|src|data-js)="([^"]+)"/g)) add(match[1]);
   return [...files];

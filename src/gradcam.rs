@@ -16,7 +16,7 @@
 use burn::prelude::*;
 
 /// A class activation map in [0, 1], row-major.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cam {
     pub width: usize,
     pub height: usize,

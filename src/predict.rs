@@ -11,7 +11,7 @@ use crate::preprocess;
 use crate::weights::{WeightsError, codec, verify_sha256};
 use burn::prelude::*;
 use image::DynamicImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -22,7 +22,7 @@ pub enum PredictError {
     Readback(String),
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Timings {
     pub decode_ms: f64,
     pub inference_ms: f64,

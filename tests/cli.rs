@@ -437,6 +437,10 @@ fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
             "tests/data/bad/deflate_bomb.dcm".into(),
             "its deflated data set inflates to more than 111 MB",
         ),
+        (
+            "tests/fuzz/decode/deflate-error-hid-a-3.2-GB-length".into(),
+            "damaged or truncated: deflated data set",
+        ),
     ];
     let mut args: Vec<&str> = cases.iter().map(|(file, _)| file.as_str()).collect();
     // Not errors: the text chunk is not inflated and the restart markers are skipped; each

@@ -204,8 +204,12 @@ async function memory(srv, backend) {
     const sample = async (images) => {
       await cdp.send('HeapProfiler.collectGarbage');
       const heap = await cdp.send('Runtime.getHeapUsage');
-      const wasm = await page.evaluate(() => window.__pneumoscopeWasmMemory?.buffer.byteLength ?? null);
-      return { images, js_heap: heap.usedSize, js_heap_total: heap.totalSize, wasm };
+      // The page's wasm instance plus the analysis worker's (where the model lives).
+      const pageWasm = await page.evaluate(() => window.__pneumoscopeWasmMemory?.buffer.byteLength ?? null);
+      const worker = page.workers()[0];
+      const workerWasm = worker ? await worker.evaluate(() => self.__pneumoscopeWasmMemory?.buffer.byteLength ?? null) : null;
+      const wasm = pageWasm === null && workerWasm === null ? null : (pageWasm ?? 0) + (workerWasm ?? 0);
+      return { images, js_heap: heap.usedSize, js_heap_total: heap.totalSize, wasm, page_wasm: pageWasm, worker_wasm: workerWasm };
     };
     const samples = [await sample(0)];
     const every = Math.max(1, Math.floor(MEMORY_IMAGES / 5));

@@ -1,13 +1,15 @@
-//! Runs analyses one at a time: a single image goes to the detail view, several to the triage
-//! table. The browser gets control back between images, so the page stays responsive.
+//! Runs analyses one at a time, in the analysis worker: a single image goes to the detail view,
+//! several to the triage table. If the worker ends on a file, that file's row says so and the
+//! rest wait for a fresh worker.
 
 use super::batch::Row;
 use super::errors::UiError;
 use super::loader::fall_back_to_cpu;
-use super::util::{object_url, png_url, read_file, revoke, yield_now};
+use super::util::{blob_url, object_url, read_buffer, revoke, yield_now};
+use super::worker::host::Ended;
+use super::worker::protocol::{Reply, Request};
 use super::{Analysis, AppState, Engine};
 use crate::ood::Fix;
-use crate::predict::{Timings, decode_with_fixes};
 use futures::lock::Mutex;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -39,7 +41,7 @@ pub fn submit(state: AppState, files: Vec<web_sys::File>) {
 }
 
 async fn wait_until_ready(state: AppState) {
-    while state.pipeline().is_none() {
+    while state.worker().is_none() || state.engine.get_untracked() != Engine::Ready {
         if state.engine.get_untracked() == Engine::Failed {
             return;
         }
@@ -64,54 +66,70 @@ async fn analyse(
     fixes: &[Fix],
 ) -> Result<Analysis, UiError> {
     crate::decode::check_file_size(file.size() as u64)?;
-    let bytes = read_file(file).await.map_err(UiError::FileRead)?;
-    let Some(pipeline) = state.pipeline() else {
-        return Err(UiError::Weights(
-            state
-                .error
-                .get_untracked()
-                .map(|e| e.message(state.lang.get_untracked()))
-                .unwrap_or_default(),
-        ));
+    let request = Request::Analyse {
+        fixes: fixes.to_vec(),
     };
-    // Decoded here rather than in `Pipeline::analyse` because the view needs the image too.
-    let (decoded, decode_ms) = decode_with_fixes(&bytes, fixes)?;
-    let image = decoded.image;
-    match pipeline.analyse_image(&image).await {
-        Ok(p) => Ok(Analysis {
-            name: file.name(),
-            url: {
-                // A browser cannot show a DICOM file, nor the file as fixed: show the grey
-                // levels the model was given.
-                let url = if decoded.dicom.is_some() || !fixes.is_empty() {
-                    png_url(&image)
-                } else {
-                    object_url(file)
-                };
-                state.remember_file(&url, file.clone());
-                url
-            },
-            probability: p.probability,
-            label: p.label,
-            band: p.band,
-            cam: Arc::new(p.cam),
-            timings: Timings {
-                decode_ms,
-                ..p.timings
-            },
-            dicom: decoded.dicom,
-            ood: p.ood,
-            shown_anyway: false,
-            fixes: fixes.to_vec(),
-        }),
-        Err(e) => {
-            let error = UiError::from(e);
-            if matches!(error, UiError::Readback(_)) {
-                fall_back_to_cpu(state, error.clone());
+    // A worker that ends during a file may not have been the file's fault (it may have ended
+    // just before the file reached it): the file gets one more try on the fresh worker. If
+    // that one ends too, the file is what ends them.
+    let mut tries = 0;
+    let (outcome, png) = loop {
+        tries += 1;
+        wait_until_ready(state).await;
+        // The file's bytes go to the worker as they are (transferred, not copied into this
+        // page's wasm memory), so they are read again for a second try.
+        let bytes = read_buffer(file).await.map_err(UiError::FileRead)?;
+        let Some(worker) = state.worker() else {
+            if state.engine.get_untracked() != Engine::Failed {
+                // The worker ended while the file was being read: not the file's doing.
+                tries -= 1;
+                continue;
             }
-            Err(error)
+            return Err(UiError::Weights(
+                state
+                    .error
+                    .get_untracked()
+                    .map(|e| e.message(state.lang.get_untracked()))
+                    .unwrap_or_default(),
+            ));
+        };
+        match worker.request(&request, vec![bytes]).await {
+            Ok((Reply::Analysed(Ok(outcome)), payloads)) => {
+                break (outcome, payloads.into_iter().next());
+            }
+            Ok((Reply::Analysed(Err(error)), _)) => {
+                if matches!(error, UiError::Readback(_)) {
+                    fall_back_to_cpu(state, error.clone());
+                }
+                return Err(error);
+            }
+            Ok((other, _)) => {
+                return Err(UiError::WorkerEnded(format!("unexpected reply {other:?}")));
+            }
+            Err(Ended(_)) if tries < 2 => continue,
+            Err(Ended(why)) => return Err(UiError::WorkerEnded(why)),
         }
-    }
+    };
+    // A browser cannot show a DICOM file, nor the file as fixed: the worker then sent the grey
+    // levels the model was given.
+    let url = match png {
+        Some(png) => blob_url(&png, "image/png"),
+        None => object_url(file),
+    };
+    state.remember_file(&url, file.clone());
+    Ok(Analysis {
+        name: file.name(),
+        url,
+        probability: outcome.probability,
+        label: outcome.label,
+        band: outcome.band,
+        cam: Arc::new(outcome.cam),
+        timings: outcome.timings,
+        dicom: outcome.dicom,
+        ood: outcome.ood,
+        shown_anyway: false,
+        fixes: fixes.to_vec(),
+    })
 }
 
 async fn single(state: AppState, file: &web_sys::File, fixes: &[Fix]) {

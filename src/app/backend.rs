@@ -1,18 +1,19 @@
 //! Chooses where the model runs: WebGPU when the browser offers an adapter, else burn's flex
-//! CPU backend (also forced by `?backend=cpu` or the "Force CPU" control).
+//! CPU backend (also forced by `?backend=cpu` or the "Force CPU" control). The choice is made
+//! in the analysis worker (`super::worker::guest`), where the model runs; the switches are the page's.
 
 use burn::prelude::Device;
-use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum BrowserBackend {
     WebGpu { adapter: String },
     Cpu(CpuReason),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum CpuReason {
     Unavailable,
     Forced,
@@ -55,8 +56,12 @@ pub fn set_cpu_forced(forced: bool) {
     });
 }
 
-/// The device to run on. `lost` is set if the GPU device is lost later.
-pub async fn choose(force_cpu: bool, lost: RwSignal<Option<String>>) -> (Device, BrowserBackend) {
+/// The device to run on (in the page or a worker). `on_lost` is called if the GPU device is
+/// lost later.
+pub async fn choose(
+    force_cpu: bool,
+    on_lost: impl Fn(String) + Send + 'static,
+) -> (Device, BrowserBackend) {
     if force_cpu {
         return (Device::flex(), BrowserBackend::Cpu(CpuReason::Forced));
     }
@@ -68,7 +73,7 @@ pub async fn choose(force_cpu: bool, lost: RwSignal<Option<String>>) -> (Device,
             setup
                 .device
                 .set_device_lost_callback(move |reason, message| {
-                    lost.set(Some(format!("{reason:?}: {message}")));
+                    on_lost(format!("{reason:?}: {message}"));
                 });
             let mut adapter = setup.adapter.get_info().name;
             if adapter.trim().is_empty() {
@@ -83,8 +88,9 @@ pub async fn choose(force_cpu: bool, lost: RwSignal<Option<String>>) -> (Device,
     }
 }
 
+/// `navigator.gpu` of the page or the worker this runs in.
 fn gpu() -> Option<JsValue> {
-    let navigator = web_sys::window()?.navigator();
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
     js_sys::Reflect::get(&navigator, &"gpu".into())
         .ok()
         .filter(|g| !g.is_undefined() && !g.is_null())

@@ -5,7 +5,7 @@ use crate::decode::DecodeError;
 use crate::predict::PredictError;
 use crate::weights::WeightsError;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum UiError {
     /// The file's bytes are not an image the app can use.
     Decode(DecodeError),
@@ -23,6 +23,10 @@ pub enum UiError {
     Ood(String),
     DeviceLost(String),
     NoImages,
+    /// The analysis worker could not be started (e.g. the browser has no module workers).
+    WorkerStart(String),
+    /// The analysis worker ended while it worked on this file (a crash, out of memory).
+    WorkerEnded(String),
 }
 
 impl From<DecodeError> for UiError {
@@ -160,6 +164,24 @@ impl UiError {
                 "No PNG, JPEG or DICOM images were found in what was dropped.",
                 "Aucune image PNG, JPEG ou DICOM n'a été trouvée dans ce qui a été déposé.",
             ),
+            UiError::WorkerStart(why) => {
+                if fr {
+                    format!("L'analyse n'a pas pu démarrer dans ce navigateur ({why}).")
+                } else {
+                    format!("The analysis could not start in this browser ({why}).")
+                }
+            }
+            UiError::WorkerEnded(why) => {
+                if fr {
+                    format!(
+                        "Ce fichier n'a pas pu être analysé : l'analyse s'est arrêtée deux fois sur lui ({why}). Elle redémarre ; les autres fichiers continuent."
+                    )
+                } else {
+                    format!(
+                        "This file could not be analysed: the analysis stopped twice on it ({why}). It is restarting; the other files go on."
+                    )
+                }
+            }
         }
     }
 }

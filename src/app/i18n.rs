@@ -88,8 +88,7 @@ texts! {
     StartingBackend => "Looking for a GPU…", "Recherche d'un GPU…";
     LoadingCard => "Reading the model card…", "Lecture de la fiche du modèle…";
     Downloading => "Downloading model weights", "Téléchargement des poids du modèle";
-    Verifying => "Verifying the weights (sha256) and loading the model…", "Vérification des poids (sha256) et chargement du modèle…";
-    WarmingUp => "Warming up the model…", "Préchauffage du modèle…";
+    Verifying => "Verifying the weights (sha256), loading and warming up the model…", "Vérification des poids (sha256), chargement et préchauffage du modèle…";
     Ready => "Model ready. Drop chest X-rays below.", "Modèle prêt. Déposez des radiographies thoraciques ci-dessous.";
     Retry => "Try again", "Réessayer";
     DropHere => "Drop chest X-rays here (PNG, JPEG or DICOM), paste one, or", "Déposez des radiographies ici (PNG, JPEG ou DICOM), collez-en une, ou";

@@ -1,14 +1,15 @@
-//! Loading the model: backend choice, model card, weights download with progress, sha256
-//! verification, warm-up; and the fall back to the CPU if the GPU device is lost.
+//! Loading the model: the analysis worker, model card, weights download with progress, then
+//! (in the worker) backend choice, sha256 verification and warm-up; the fall back to the CPU if
+//! the GPU device is lost, and a fresh worker if one ends.
 
 use super::backend::{self, BrowserBackend, CpuReason};
 use super::errors::UiError;
 use super::i18n::T;
-use super::util::{fetch_bytes, fetch_text, yield_now};
+use super::util::{fetch_bytes, fetch_text};
+use super::worker::host::{AnalysisWorker, Ended};
+use super::worker::protocol::{Reply, Request, payload};
 use super::{AppState, Engine, use_state};
 use crate::card::ModelCard;
-use crate::predict::Pipeline;
-use image::DynamicImage;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::rc::Rc;
@@ -39,15 +40,14 @@ pub fn start(state: AppState, force_cpu: bool) {
 }
 
 async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
-    state.pipeline.set_value(None);
+    state.retire_worker();
     state.engine.set(Engine::Starting);
-    let (device, chosen) = backend::choose(force_cpu, state.device_lost).await;
-    // Keep the reason when falling back after a device loss.
-    if state.backend.get_untracked() != Some(BrowserBackend::Cpu(CpuReason::DeviceLost))
-        || matches!(chosen, BrowserBackend::WebGpu { .. })
-    {
-        state.backend.set(Some(chosen));
-    }
+    let worker = AnalysisWorker::start(
+        move |why| state.device_lost.set(Some(why)),
+        move |why| restart_after_end(state, why),
+    )
+    .await
+    .map_err(UiError::WorkerStart)?;
 
     state.engine.set(Engine::LoadingCard);
     let text = fetch_text(CARD_URL).await.map_err(UiError::CardFetch)?;
@@ -71,30 +71,57 @@ async fn load(state: AppState, force_cpu: bool) -> Result<(), UiError> {
         }
     };
 
-    state.engine.set(Engine::Verifying);
-    yield_now().await;
-    let mut pipeline = Pipeline::load(card, &weights, &device)?;
-    if let Some(info) = pipeline.card.ood.clone() {
-        let bytes = fetch_bytes(&ood_url(&info), |_| {})
+    let mut payloads = vec![payload(&weights)];
+    if let Some(info) = &card.ood {
+        let bytes = fetch_bytes(&ood_url(info), |_| {})
             .await
             .map_err(UiError::OodFetch)?;
-        pipeline = pipeline.with_ood(&bytes)?;
+        payloads.push(payload(&bytes));
+    }
+
+    // The worker verifies the weights, chooses the backend and warms up.
+    state.engine.set(Engine::Verifying);
+    let request = Request::Load {
+        force_cpu,
+        card: Box::new(card.clone()),
+    };
+    let chosen = match worker.request(&request, payloads).await {
+        Ok((Reply::Loaded(loaded), _)) => loaded?,
+        Ok((other, _)) => return Err(UiError::WorkerStart(format!("unexpected reply {other:?}"))),
+        Err(Ended(why)) => return Err(UiError::WorkerEnded(why)),
+    };
+    // Keep the reason when falling back after a device loss.
+    if state.backend.get_untracked() != Some(BrowserBackend::Cpu(CpuReason::DeviceLost))
+        || matches!(chosen, BrowserBackend::WebGpu { .. })
+    {
+        state.backend.set(Some(chosen));
     }
     // Only verified weights are kept for a later reload (e.g. after a GPU loss).
     state.weights.set_value(Some(weights));
-
-    state.engine.set(Engine::WarmingUp);
-    yield_now().await;
-    let size = pipeline.card.input_size as u32;
-    let blank =
-        DynamicImage::ImageLuma8(image::GrayImage::from_pixel(size, size, image::Luma([128])));
-    pipeline.analyse_image(&blank).await?;
-
-    let pipeline = Rc::new(pipeline);
-    state.pipeline.set_value(Some(Rc::clone(&pipeline)));
+    state.worker.set_value(Some(Rc::clone(&worker)));
     state.engine.set(Engine::Ready);
-    super::bench::start_if_requested(state, pipeline);
+    super::bench::start_if_requested(state, worker, card);
     Ok(())
+}
+
+/// The worker ended by itself (a panic, out of memory, terminated): whatever it was analysing
+/// fails with `why`, and a fresh worker loads the same weights on the same kind of backend.
+fn restart_after_end(state: AppState, why: String) {
+    // A worker that ends while loading is not restarted: `load` reports it (no crash loop).
+    if state.worker.with_value(Option::is_none) {
+        return;
+    }
+    web_sys::console::warn_1(&format!("analysis worker ended ({why}); starting a new one").into());
+    // At once, so that the next file waits for the new worker instead of asking the old one.
+    state.worker.set_value(None);
+    state.engine.set(Engine::Starting);
+    let cpu = matches!(
+        state.backend.get_untracked(),
+        Some(BrowserBackend::Cpu(
+            CpuReason::Forced | CpuReason::DeviceLost
+        ))
+    );
+    start(state, cpu);
 }
 
 /// Switches to the CPU when wgpu reports the device lost.
@@ -142,13 +169,12 @@ pub fn Loader() -> impl IntoView {
             megabytes(total)
         ),
         Engine::Verifying => state.t(T::Verifying).to_string(),
-        Engine::WarmingUp => state.t(T::WarmingUp).to_string(),
         Engine::Ready => state.t(T::Ready).to_string(),
         Engine::Failed => String::new(),
     };
     let fraction = move || match state.engine.get() {
         Engine::Downloading { loaded, total } if total > 0 => Some(loaded as f64 / total as f64),
-        Engine::Verifying | Engine::WarmingUp => Some(1.0),
+        Engine::Verifying => Some(1.0),
         _ => None,
     };
     let forced = backend::cpu_forced_by_url();

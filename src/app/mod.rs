@@ -19,18 +19,20 @@ mod model_card;
 mod refusal;
 mod result;
 mod util;
+mod worker;
 
 use crate::card::{Band, ModelCard};
 use crate::decode::dicom::DicomInfo;
 use crate::gradcam::Cam;
 use crate::ood::{Fix, OodCheck};
-use crate::predict::{Pipeline, Timings};
+use crate::predict::Timings;
 use backend::BrowserBackend;
 use errors::UiError;
 use i18n::{Lang, T};
 use leptos::prelude::*;
 use std::rc::Rc;
 use std::sync::Arc;
+use worker::host::AnalysisWorker;
 
 /// One analysed image, as the detail view shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,7 +68,6 @@ pub enum Engine {
     LoadingCard,
     Downloading { loaded: u64, total: u64 },
     Verifying,
-    WarmingUp,
     Ready,
     Failed,
 }
@@ -86,7 +87,8 @@ pub struct AppState {
     /// Analysing a single image: its name.
     pub working: RwSignal<Option<String>>,
     pub batch: batch::BatchState,
-    pipeline: StoredValue<Option<Rc<Pipeline>>, LocalStorage>,
+    /// The analysis worker, once it has loaded the model.
+    worker: StoredValue<Option<Rc<AnalysisWorker>>, LocalStorage>,
     weights: StoredValue<Option<Rc<Vec<u8>>>, LocalStorage>,
     /// The user's files behind the analyses on the page, by their `url`, so that one can be
     /// analysed again with a fix (a `File` is only a handle; it cannot live in a signal).
@@ -105,7 +107,7 @@ impl AppState {
             device_lost: RwSignal::new(None),
             working: RwSignal::new(None),
             batch: batch::BatchState::new(),
-            pipeline: StoredValue::new_local(None),
+            worker: StoredValue::new_local(None),
             weights: StoredValue::new_local(None),
             files: StoredValue::new_local(Vec::new()),
         }
@@ -115,8 +117,16 @@ impl AppState {
         key.get(self.lang.get())
     }
 
-    pub fn pipeline(&self) -> Option<Rc<Pipeline>> {
-        self.pipeline.with_value(|p| p.clone())
+    /// The analysis worker, when it is ready.
+    pub fn worker(&self) -> Option<Rc<AnalysisWorker>> {
+        self.worker.with_value(|w| w.clone())
+    }
+
+    /// Stops the analysis worker (before a new one loads).
+    pub fn retire_worker(&self) {
+        if let Some(worker) = self.worker.try_update_value(Option::take).flatten() {
+            worker.retire();
+        }
     }
 
     pub fn remember_file(&self, url: &str, file: web_sys::File) {
@@ -141,8 +151,12 @@ pub fn use_state() -> AppState {
     expect_context::<AppState>()
 }
 
-/// Starts the app in `<body>`.
+/// Starts the app in `<body>`, or, in the analysis worker, the worker's side.
 pub fn mount() {
+    if worker::guest::in_worker() {
+        worker::guest::run();
+        return;
+    }
     util::install_panic_hook();
     leptos::mount::mount_to_body(App);
 }

@@ -67,12 +67,12 @@ pub fn js_error(value: JsValue) -> String {
         .unwrap_or_else(|| format!("{value:?}"))
 }
 
-/// The bytes of a user's file (read locally; nothing is uploaded).
-pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
+/// The bytes of a user's file (read locally; nothing is uploaded), in a buffer of their own.
+pub async fn read_buffer(file: &web_sys::File) -> Result<js_sys::Uint8Array, String> {
     let buffer = JsFuture::from(file.array_buffer())
         .await
         .map_err(js_error)?;
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+    Ok(js_sys::Uint8Array::new(&buffer))
 }
 
 /// A `blob:` URL for showing a local file; revoke it when no longer shown.
@@ -80,26 +80,12 @@ pub fn object_url(blob: &web_sys::Blob) -> String {
     web_sys::Url::create_object_url_with_blob(blob).unwrap_or_default()
 }
 
-/// A `blob:` URL of `image` as an 8-bit PNG (for showing decoded DICOM pixels); revoke it
-/// like [`object_url`]'s. Fast compression: the PNG lives only in this page's memory.
-pub fn png_url(image: &image::DynamicImage) -> String {
-    use image::ImageEncoder;
-    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-    let gray = image.to_luma8();
-    let mut png = Vec::new();
-    let encoded = PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Sub)
-        .write_image(
-            gray.as_raw(),
-            gray.width(),
-            gray.height(),
-            image::ExtendedColorType::L8,
-        );
-    if encoded.is_err() {
-        return String::new();
-    }
-    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(png.as_slice()));
+/// A `blob:` URL of `bytes` (e.g. a PNG the analysis worker made); revoke it like
+/// [`object_url`]'s.
+pub fn blob_url(bytes: &[u8], mime: &str) -> String {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
     let options = web_sys::BlobPropertyBag::new();
-    options.set_type("image/png");
+    options.set_type(mime);
     web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
         .map(|b| object_url(&b))
         .unwrap_or_default()

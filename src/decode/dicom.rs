@@ -19,14 +19,14 @@ use dicom_object::{DefaultDicomObject, FileMetaTable, OpenFileOptions};
 use dicom_pixeldata::{PixelDecoder, Rescale, VoiLutFunction, WindowLevel};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use image::{DynamicImage, ImageBuffer, Luma};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::Read;
 
 /// The preamble is 128 bytes; the magic `DICM` follows it.
 const PREAMBLE: usize = 128;
 
 /// What the header says about the image (never who the patient is).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DicomInfo {
     pub modality: Option<String>,
     pub view_position: Option<String>,
@@ -39,8 +39,9 @@ pub struct DicomInfo {
     pub warnings: Vec<DicomWarning>,
 }
 
-/// Reasons to read a result with more caution. Serialised as English sentences; the web app
-/// translates them from the variant.
+/// Reasons to read a result with more caution. Serialised as English sentences in JSON (the
+/// CLI's output); as data in binary formats (the browser's analysis worker, whose page
+/// translates them from the variant).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DicomWarning {
     /// Modality is not CR/DX/DR (the value, or `None` when the header does not say).
@@ -71,9 +72,41 @@ impl std::fmt::Display for DicomWarning {
     }
 }
 
+/// [`DicomWarning`] as data.
+#[derive(Serialize, Deserialize)]
+enum WarningData {
+    NotRadiograph(Option<String>),
+    Lateral(String),
+    MultiFrame(u32),
+}
+
 impl Serialize for DicomWarning {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            return s.collect_str(self);
+        }
+        match self.clone() {
+            DicomWarning::NotRadiograph(m) => WarningData::NotRadiograph(m),
+            DicomWarning::Lateral(v) => WarningData::Lateral(v),
+            DicomWarning::MultiFrame(n) => WarningData::MultiFrame(n),
+        }
+        .serialize(s)
+    }
+}
+
+/// Only the data form reads back: a sentence is for people.
+impl<'de> Deserialize<'de> for DicomWarning {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            return Err(serde::de::Error::custom(
+                "DICOM warnings read back only from a binary format",
+            ));
+        }
+        Ok(match WarningData::deserialize(d)? {
+            WarningData::NotRadiograph(m) => DicomWarning::NotRadiograph(m),
+            WarningData::Lateral(v) => DicomWarning::Lateral(v),
+            WarningData::MultiFrame(n) => DicomWarning::MultiFrame(n),
+        })
     }
 }
 
@@ -215,11 +248,14 @@ const EXPLICIT_VR_BE: &str = "1.2.840.10008.1.2.2";
 pub const MAX_INFLATED_BYTES: u64 = 2 * MAX_PIXELS + (16 << 20);
 
 /// Inflates `deflated` (for the length check) once it is known to stay within
-/// [`MAX_INFLATED_BYTES`] (counted first without keeping anything). What inflates before a
-/// deflate error is kept; the error is left for dicom-rs to report.
+/// [`MAX_INFLATED_BYTES`] (counted first without keeping anything). A damaged deflate stream is
+/// refused here: the bytes an inflater yields before the error depend on how it is read, and
+/// dicom-rs, reading its own way, once saw the header of a 3.2 GB element that this copy had
+/// cut off before it (15 s and 3.2 GB for a 57 kB file).
 fn inflate_bounded(deflated: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let inflater = || flate2::read::DeflateDecoder::new(deflated).take(MAX_INFLATED_BYTES + 1);
-    let size = std::io::copy(&mut inflater(), &mut std::io::sink()).unwrap_or(0);
+    let size = std::io::copy(&mut inflater(), &mut std::io::sink())
+        .map_err(|e| corrupt("deflated data set", e))?;
     if size > MAX_INFLATED_BYTES {
         return Err(DecodeError::DicomUnsupported(format!(
             "its deflated data set inflates to more than {} MB (the limit: one 50-megapixel 16-bit frame)",
@@ -671,6 +707,26 @@ fn to_image(grey: &[f64], width: u32, height: u32, sixteen: bool) -> DynamicImag
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warnings_are_sentences_in_json_and_data_in_cbor() {
+        let warnings = vec![
+            DicomWarning::NotRadiograph(None),
+            DicomWarning::NotRadiograph(Some("MR".into())),
+            DicomWarning::Lateral("LL".into()),
+            DicomWarning::MultiFrame(3),
+        ];
+        let json = serde_json::to_value(&warnings).unwrap();
+        assert_eq!(
+            json[1],
+            "modality is MR: the model was trained on frontal chest radiographs (CR/DX); this result may be meaningless"
+        );
+        assert!(serde_json::from_value::<Vec<DicomWarning>>(json).is_err());
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&warnings, &mut cbor).unwrap();
+        let back: Vec<DicomWarning> = ciborium::from_reader(cbor.as_slice()).unwrap();
+        assert_eq!(back, warnings);
+    }
 
     #[test]
     fn linear_window_follows_ps3_3() {

@@ -1,6 +1,6 @@
 //! Why bytes could not become an image.
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum DecodeError {
     #[error("the file is empty (0 bytes)")]
     Empty,

@@ -362,7 +362,7 @@ impl Fix {
 }
 
 /// The verdict on one input.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum OodCheck {
     /// The weights came without OOD statistics (an older model card): nothing was checked.
@@ -376,7 +376,7 @@ pub enum OodCheck {
         distance: f32,
         threshold: f32,
         fix: Option<Fix>,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         uniform: bool,
     },
 }

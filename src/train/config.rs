@@ -4,6 +4,7 @@
 use super::augment::Augmentation;
 use super::sampling::Sampling;
 use super::schedule::LearningRateSchedule;
+use super::targets::Mixup;
 use crate::model::DenseNetConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -50,6 +51,12 @@ pub struct TrainConfig {
     /// (`super::ema`) instead of the live weights; the live ones are validated beside it.
     #[serde(default)]
     pub ema_decay: Option<f64>,
+    /// Label smoothing ε: targets `(1 − ε) · onehot + ε / classes` (0 = none).
+    #[serde(default)]
+    pub label_smoothing: f32,
+    /// Blend each batch with itself reversed (`super::targets::Mixup`).
+    #[serde(default)]
+    pub mixup: Option<Mixup>,
     pub checkpoint_minutes: f64,
     /// Use at most this many training images (0 = all); for smoke tests.
     pub limit: usize,
@@ -80,6 +87,8 @@ impl Default for TrainConfig {
             stressed_validation: false,
             frozen_epochs: 2,
             ema_decay: None,
+            label_smoothing: 0.0,
+            mixup: None,
             checkpoint_minutes: 10.0,
             limit: 0,
         }
@@ -97,6 +106,39 @@ pub enum Recipe {
     ShiftRobust,
 }
 
+/// One part of `--recipe shift-robust`, to turn off for an ablation (`train --without`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecipePart {
+    /// Brightness, contrast and gamma jitter (back to the default brightness 0.8–1.2).
+    IntensityJitter,
+    /// Random square crops.
+    Crops,
+    /// Random black or grey borders.
+    Borders,
+    /// Class-balanced sampling (back to a shuffle with class weights).
+    BalancedSampling,
+}
+
+impl RecipePart {
+    pub fn remove(self, config: &mut TrainConfig) {
+        let neutral = Augmentation::default();
+        let augmentation = &mut config.augmentation;
+        match self {
+            RecipePart::IntensityJitter => {
+                augmentation.brightness = neutral.brightness;
+                augmentation.contrast = neutral.contrast;
+                augmentation.gamma = neutral.gamma;
+            }
+            RecipePart::Crops => augmentation.crop_area = neutral.crop_area,
+            RecipePart::Borders => augmentation.border = None,
+            RecipePart::BalancedSampling => {
+                config.sampling = Sampling::Shuffle;
+                config.class_weights = true;
+            }
+        }
+    }
+}
+
 impl Recipe {
     pub fn apply(self, config: &mut TrainConfig) {
         match self {
@@ -108,5 +150,53 @@ impl Recipe {
                 config.stressed_validation = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_part_of_recipe_c_can_be_removed_alone() {
+        let mut recipe = TrainConfig::default();
+        Recipe::ShiftRobust.apply(&mut recipe);
+        let neutral = Augmentation::default();
+        let without = |part: RecipePart| {
+            let mut config = recipe.clone();
+            part.remove(&mut config);
+            config
+        };
+        let c = without(RecipePart::Borders);
+        assert_eq!(c.augmentation.border, None);
+        assert_eq!(c.augmentation.gamma, recipe.augmentation.gamma);
+        let c = without(RecipePart::IntensityJitter);
+        assert_eq!(
+            (
+                c.augmentation.brightness,
+                c.augmentation.contrast,
+                c.augmentation.gamma
+            ),
+            (neutral.brightness, neutral.contrast, neutral.gamma)
+        );
+        assert_eq!(c.augmentation.border, recipe.augmentation.border);
+        let c = without(RecipePart::Crops);
+        assert_eq!(c.augmentation.crop_area, neutral.crop_area);
+        let c = without(RecipePart::BalancedSampling);
+        assert_eq!((c.sampling, c.class_weights), (Sampling::Shuffle, true));
+        assert!(
+            c.stressed_validation,
+            "selection stays on the stressed validation"
+        );
+    }
+
+    #[test]
+    fn configs_written_before_smoothing_and_mixup_still_load() {
+        let mut json = serde_json::to_value(TrainConfig::default()).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("label_smoothing");
+        object.remove("mixup");
+        let config: TrainConfig = serde_json::from_value(json).unwrap();
+        assert_eq!((config.label_smoothing, config.mixup), (0.0, None));
     }
 }

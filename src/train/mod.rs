@@ -22,3 +22,4 @@ pub mod sampling;
 pub mod schedule;
 pub mod scoring;
 pub mod split;
+pub mod targets;

@@ -10,11 +10,12 @@ use super::data::PlaneSet;
 use super::dataset::{self, TrainingData};
 use super::ema::Ema;
 use super::history::{self, EpochRecord};
-use super::loss::classification_loss;
+use super::loss::soft_target_loss;
 use super::plots;
 use super::progress::progress_bar;
 use super::schedule::{Cosine, EarlyStopping, LearningRateSchedule, Plateau};
 use super::scoring::positive_scores;
+use super::targets::Targets;
 use crate::card::{ModelCard, Normalisation, TestMetrics, WeightsInfo};
 use crate::metrics::{summarise, youden_threshold};
 use crate::model::DenseNet;
@@ -129,7 +130,7 @@ impl Run<'_> {
         for batch in state.batch..batches {
             let end = ((batch + 1) * config.batch_size).min(order.len());
             let indices = &order[batch * config.batch_size..end];
-            let pixels: Vec<f32> = indices
+            let mut pixels: Vec<f32> = indices
                 .par_iter()
                 .flat_map_iter(|&i| {
                     // One RNG per (epoch, image): augmentation depends on neither thread order
@@ -143,8 +144,9 @@ impl Run<'_> {
                 })
                 .collect();
             let labels: Vec<usize> = indices.iter().map(|&i| train.labels[i]).collect();
+            let targets = self.targets(&mut pixels, &labels, epoch, batch);
             let logits = model.forward(batch_tensor(pixels, size, &self.device));
-            let loss = classification_loss(logits, &labels, &self.class_weights, &self.device);
+            let loss = soft_target_loss(logits, &targets, &self.class_weights, &self.device);
             let value: f32 = loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             if let Some(cosine) = &self.cosine {
@@ -195,6 +197,25 @@ impl Run<'_> {
         state.train_seconds += elapsed;
         let images_per_second = images_this_session as f64 / elapsed;
         Ok((model, EpochEnd::Done { images_per_second }))
+    }
+
+    /// The batch's targets: its labels, blended by mixup (which changes `pixels` too, from a
+    /// seed of its own per batch so resumes repeat it) and smoothed, as the run asks.
+    fn targets(&self, pixels: &mut [f32], labels: &[usize], epoch: usize, batch: usize) -> Targets {
+        let classes = self.class_weights.len();
+        let targets = match &self.config.mixup {
+            Some(mixup) => {
+                let seed = self.config.seed
+                    ^ 0x6d69_7875_0000_0000
+                    ^ ((epoch as u64) << 24)
+                    ^ batch as u64;
+                let (share, partner) =
+                    mixup.blend(pixels, labels.len(), &mut StdRng::seed_from_u64(seed));
+                Targets::mixed(labels, &partner, share, classes)
+            }
+            None => Targets::hard(labels, classes),
+        };
+        targets.smoothed(self.config.label_smoothing)
     }
 
     /// The clean and (if the run has one) the stressed validation of `model`.

@@ -392,6 +392,14 @@ const checks = {
     return withBrowser(async ({ page }) => {
       // The batch UI is what is under test here; the CPU backend keeps it fast under SwiftShader.
       await open(page, `${url}?backend=cpu`);
+      // Every main-thread task of 50 ms or more while the batch runs (the analysis itself runs
+      // in the worker): the goal is none; the longest is reported, not asserted (it depends on
+      // the machine).
+      await page.evaluate(() => {
+        window.__longTasks = [];
+        new PerformanceObserver((list) => list.getEntries().forEach((e) => window.__longTasks.push(e.duration)))
+          .observe({ type: 'longtask' });
+      });
       await page.setInputFiles('[data-testid=file-input]', TWENTY);
       await page.waitForSelector('[data-testid=batch-table]');
       // The page stays responsive while the batch runs.
@@ -400,6 +408,8 @@ const checks = {
       const frameMs = Date.now() - t0;
       await page.waitForFunction((n) => document.querySelectorAll('[data-testid=batch-table] tbody tr').length === n,
         TWENTY.length, { timeout: IMAGE_TIMEOUT * 4 });
+      const longTasks = await page.evaluate(() => window.__longTasks);
+      const longest = longTasks.length ? `${Math.round(Math.max(...longTasks))} ms` : 'none ≥ 50 ms';
       // Rows refused by the out-of-distribution check have no probability: they sort last.
       const all = await page.$$eval('[data-testid=batch-table] tbody tr', (rows) => rows.map((r) => ({
         file: r.querySelector('.file').textContent, p: Number(r.querySelector('[data-col=probability]').textContent),
@@ -435,7 +445,47 @@ const checks = {
       await page.waitForFunction(() => /Cancelled/.test(document.querySelector('[data-testid=batch-progress]')?.textContent || ''), null, { timeout: IMAGE_TIMEOUT });
       const done = await page.$$eval('[data-testid=batch-table] tbody tr', (r) => r.length);
       assert(done < 2 * TWENTY.length, `cancel did not stop the batch (${done} rows)`);
-      return `20 rows (${all.length - shown.length} refused as out of distribution), sorted both ways, CSV ${csv.length - 1} rows, max |Δp| ${worst.toExponential(2)}, cancel stopped at ${done}; first frame during batch ${frameMs} ms`;
+      return `20 rows (${all.length - shown.length} refused as out of distribution), sorted both ways, CSV ${csv.length - 1} rows, max |Δp| ${worst.toExponential(2)}, cancel stopped at ${done}; first frame during batch ${frameMs} ms; main-thread tasks ≥ 50 ms during the batch: ${longTasks.length} (longest ${longest})`;
+    });
+  },
+
+  // Crash containment: the analysis runs in a worker. Terminated mid-batch, a fresh worker loads,
+  // the file it was on is tried once more, and the batch goes on with the CLI's probabilities;
+  // a cut DICOM fragment (which once panicked dicom-rs) gets its message and is not fatal.
+  async worker({ url, cli }) {
+    return withBrowser(async ({ page, consoleLines }) => {
+      await open(page, `${url}?backend=cpu`);
+      const cut = join(ROOT, 'tests/data/bad/fragment_cut_short.dcm');
+      const files = [...TWENTY.slice(0, 6), cut, ...TWENTY.slice(6, 12)];
+      await page.setInputFiles('[data-testid=file-input]', files);
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid=batch-table] tbody tr').length >= 3,
+        null, { timeout: IMAGE_TIMEOUT * 2 });
+      const first = page.workers();
+      assert(first.length === 1, `${first.length} workers before the kill`);
+      const atKill = await page.$$eval('[data-testid=batch-table] tbody tr', (r) => r.length);
+      // Through the DevTools protocol, inside the worker: it ends without a word to the page.
+      await first[0].evaluate(() => { setTimeout(() => self.close(), 0); });
+      await page.waitForFunction((n) => document.querySelectorAll('[data-testid=batch-table] tbody tr').length === n,
+        files.length, { timeout: IMAGE_TIMEOUT * 4 });
+      const rows = await page.$$eval('[data-testid=batch-table] tbody tr', (rs) => rs.map((r) => ({
+        file: r.querySelector('.file').textContent, p: r.querySelector('[data-col=probability]').textContent,
+        failed: r.classList.contains('failed'), message: r.querySelector('[data-col=band]').textContent,
+      })));
+      const cutRow = rows.find((r) => r.file.startsWith('fragment_cut_short'));
+      assert(cutRow?.failed && /DICOM/.test(cutRow.message), `cut DICOM row: ${JSON.stringify(cutRow)}`);
+      const stopped = rows.filter((r) => r.failed && r !== cutRow);
+      assert(stopped.length <= 1, `${stopped.length} rows failed after the kill: ${JSON.stringify(stopped)}`);
+      assert(stopped.every((r) => /analysis stopped/.test(r.message)), `unexpected failure: ${JSON.stringify(stopped)}`);
+      assert(consoleLines.some((l) => /analysis worker ended/.test(l)), 'the page did not notice the worker end');
+      const now = page.workers();
+      assert(now.length === 1 && now[0] !== first[0], `${now.length} workers after the restart`);
+      let worst = 0;
+      for (const r of rows.filter((r) => !r.failed && r.p !== '')) {
+        const d = Math.abs(Number(r.p) - cli.get(r.file).probability);
+        worst = Math.max(worst, d);
+        assert(d <= TOLERANCE, `${r.file}: ${r.p} vs CLI ${cli.get(r.file).probability}`);
+      }
+      return `worker terminated after ${atKill} of ${files.length} rows: ${stopped.length} file(s) failed, a new worker finished the batch (${rows.length} rows, max |Δp| ${worst.toExponential(2)}); the cut DICOM: "${cutRow.message}"`;
     });
   },
 

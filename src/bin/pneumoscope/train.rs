@@ -7,10 +7,11 @@ use pneumoscope::model::DenseNetConfig;
 use pneumoscope::train::augment::Augmentation;
 use pneumoscope::train::backend::TrainBackend;
 use pneumoscope::train::checkpoint::RunFiles;
-use pneumoscope::train::config::{Recipe, TrainConfig};
+use pneumoscope::train::config::{Recipe, RecipePart, TrainConfig};
 use pneumoscope::train::dataset::output_count;
 use pneumoscope::train::run::{STOP, train};
 use pneumoscope::train::schedule::LearningRateSchedule;
+use pneumoscope::train::targets::Mixup;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -97,6 +98,17 @@ pub struct Args {
     /// Turn off class weights (balanced weights counter the 1:3 NORMAL:PNEUMONIA imbalance).
     #[arg(long)]
     no_class_weights: bool,
+    /// Turn off one part of --recipe shift-robust, for ablations (repeatable):
+    /// intensity-jitter, crops, borders, balanced-sampling.
+    #[arg(long, value_enum)]
+    without: Vec<RecipePart>,
+    /// Label smoothing ε (0–0.5): targets (1 − ε) · onehot + ε / classes.
+    #[arg(long, default_value_t = TrainConfig::default().label_smoothing, value_parser = parse_smoothing)]
+    label_smoothing: f32,
+    /// Mixup with Beta(α, α) shares (e.g. 0.2): each batch blended with itself reversed,
+    /// images and targets alike.
+    #[arg(long, value_parser = parse_alpha)]
+    mixup: Option<f32>,
     /// With a torchvision --init: epochs with the backbone frozen.
     #[arg(long, default_value_t = TrainConfig::default().frozen_epochs)]
     frozen_epochs: usize,
@@ -232,8 +244,33 @@ fn fresh_config(args: &Args) -> anyhow::Result<TrainConfig> {
         config.augmentation = Augmentation::none();
     }
     config.augmentation.horizontal_flip &= !args.no_flip;
+    for part in &args.without {
+        part.remove(&mut config);
+    }
     config.class_weights &= !args.no_class_weights;
+    config.label_smoothing = args.label_smoothing;
+    config.mixup = args.mixup.map(|alpha| Mixup { alpha });
     Ok(config)
+}
+
+/// A label-smoothing ε: from 0 to 0.5.
+fn parse_smoothing(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(epsilon) if (0.0..=0.5).contains(&epsilon) => Ok(epsilon),
+        _ => Err(format!(
+            "expected a smoothing between 0 and 0.5 (e.g. 0.1), got {text:?}"
+        )),
+    }
+}
+
+/// A mixup α: positive and finite.
+fn parse_alpha(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(alpha) if alpha > 0.0 && alpha.is_finite() => Ok(alpha),
+        _ => Err(format!(
+            "expected a positive mixup alpha (e.g. 0.2), got {text:?}"
+        )),
+    }
 }
 
 /// An EMA decay: strictly between 0 and 1.
