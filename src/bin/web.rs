@@ -3,7 +3,18 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    // Static constructors (burn's GPU compiler registers its dialects through `inventory`) run
+    // once, here, in the page and in the analysis worker alike. Without this explicit call the
+    // linker runs them again at the start of every call from JavaScript into the wasm (each
+    // closure, each value handed over): tens of milliseconds per table row on the main thread.
+    // SAFETY: the linker-made `__wasm_call_ctors` only runs the constructors; called first.
+    unsafe { __wasm_call_ctors() };
     pneumoscope::app::mount();
+}
+
+#[cfg(target_arch = "wasm32")]
+unsafe extern "C" {
+    fn __wasm_call_ctors();
 }
 
 #[cfg(not(target_arch = "wasm32"))]
