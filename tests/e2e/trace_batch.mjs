@@ -1,5 +1,5 @@
-// Where the main thread's long tasks go during a 20-image batch on the CPU path: records a
-// Chromium performance trace (DevTools protocol) of the batch and prints, for every task of
+// Where the main thread's long tasks go during 20-image batches on the CPU path: records a
+// Chromium performance trace (DevTools protocol) of two batches and prints, for every task of
 // 50 ms or more, what it spent its time on (script, layout, style, paint, GC, wasm compile …).
 // A diagnostic, not a test: build dist/ first (`trunk build --release`).
 //
