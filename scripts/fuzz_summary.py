@@ -1,0 +1,91 @@
+"""The fuzzing campaign's table (docs/fuzzing.md) from the logs scripts/fuzz.sh writes.
+
+    python3 scripts/fuzz_summary.py runs/fuzz
+
+One row per run (a log holds every run of its target, each starting at libFuzzer's "INFO: Seed"
+line): executions, exec/s, time, coverage (libFuzzer's `cov`, edges reached) at the start, at half
+the time and at the end, how long before the end the last new edge was found, and how the run
+ended. A run has plateaued when its last new edge came in its first half: the second half of
+its time found nothing.
+"""
+
+import re
+import sys
+from pathlib import Path
+
+STATUS = re.compile(r"^#(\d+)\s+(\w+)\s+cov: (\d+)")
+DONE = re.compile(r"^Done (\d+) runs in (\d+) second")
+FAILURES = {
+    "ERROR: libFuzzer: out-of-memory": "out-of-memory",
+    "ERROR: libFuzzer: timeout": "timeout",
+    "ERROR: libFuzzer: deadly signal": "crash",
+    "ERROR: AddressSanitizer": "crash",
+    "panicked at": "crash",
+}
+
+
+def runs(log: Path):
+    """Each run of a log as a list of (unix time, text) lines."""
+    run = []
+    for raw in log.read_text(errors="replace").splitlines():
+        stamp, _, text = raw.partition(" ")
+        if text.startswith("INFO: Seed:") and run:
+            yield run
+            run = []
+        if stamp.isdigit():
+            run.append((int(stamp), text))
+    if run:
+        yield run
+
+
+def summarise(target: str, run):
+    start, end = run[0][0], run[-1][0]
+    points = []  # (time, executions, cov)
+    executions, ended = 0, "time"
+    artifact = ""
+    for t, text in run:
+        if m := STATUS.match(text):
+            executions = int(m[1])
+            points.append((t, executions, int(m[3])))
+        elif m := DONE.match(text):
+            executions = int(m[1])
+        for needle, what in FAILURES.items():
+            if needle in text and ended == "time":
+                ended = what
+        if "Test unit written to" in text:
+            artifact = text.rsplit("/", 1)[-1]
+    if not points:
+        return None
+    seconds = max(end - start, 1)
+    half = start + seconds / 2
+    cov_half = max((c for t, _, c in points if t <= half), default=points[0][2])
+    cov_end = points[-1][2]
+    # cov never falls, so the last new edge came when it first reached its final value.
+    last_new = next(t for t, _, c in points if c == cov_end)
+    quiet = end - last_new
+    plateau = "yes" if quiet >= seconds / 2 else "no"
+    if ended != "time":
+        plateau = "—"  # cut short: says nothing about coverage
+    if artifact:
+        ended = f"{ended} ({artifact})"
+    return (
+        f"| `{target}` | {executions:,} | {executions / seconds:,.0f} | {seconds / 60:.0f} min "
+        f"| {points[0][2]:,} → {cov_half:,} → {cov_end:,} | {quiet / 60:.0f} min | {plateau} | {ended} |"
+    )
+
+
+def main():
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/fuzz")
+    print("| target | executions | exec/s | time | `cov` start → half → end | last new edge, before the end | plateau | ended by |")
+    print("|---|---|---|---|---|---|---|---|")
+    for log in sorted(folder.glob("*.log")):
+        if log.stem == "tiny-run":
+            continue
+        for run in runs(log):
+            row = summarise(log.stem, run)
+            if row:
+                print(row)
+
+
+if __name__ == "__main__":
+    main()
