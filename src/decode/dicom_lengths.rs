@@ -5,7 +5,14 @@
 //! reads anything.
 //!
 //! The walk descends into sequences and items (their contents are elements too) and skips
-//! encapsulated pixel data fragments, so nested lengths are checked as well.
+//! encapsulated pixel data fragments, so nested lengths are checked as well. It reads each
+//! element's VR as dicom-rs does (the dictionary's for implicit VR), because dicom-rs reads a
+//! binary value as `length / size` numbers and leaves the rest unread: a 2-byte UL once shifted
+//! every later header by two bytes, and a piece of the Pixel Data header became a 4 GB length.
+
+use dicom_core::VR;
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_dictionary_std::StandardDataDictionary;
 
 /// Tags `(group, element)` of the item and delimitation markers (PS3.5 §7.5).
 const ITEM: (u16, u16) = (0xFFFE, 0xE000);
@@ -57,6 +64,27 @@ fn long_form(vr: &[u8]) -> bool {
     !SHORT.iter().any(|short| short.as_slice() == vr)
 }
 
+/// The VR dicom-rs gives an element of an implicit-VR data set: OW for pixel and overlay data,
+/// else the dictionary's, else UN.
+fn implicit_vr(tag: (u16, u16)) -> VR {
+    if tag == PIXEL_DATA || (tag.0 >> 8 == 0x60 && tag.1 == 0x3000) {
+        return VR::OW;
+    }
+    StandardDataDictionary
+        .by_tag(tag.into())
+        .map_or(VR::UN, |entry| entry.vr().relaxed())
+}
+
+/// Bytes per number of the binary VRs, whose length must be a multiple of it.
+fn value_size(vr: VR) -> Option<u32> {
+    match vr {
+        VR::US | VR::OW | VR::SS => Some(2),
+        VR::AT | VR::FL | VR::OF | VR::SL | VR::UL | VR::OL => Some(4),
+        VR::FD | VR::OD | VR::SV | VR::OV | VR::UV => Some(8),
+        _ => None,
+    }
+}
+
 /// Checks the file meta information (`bytes` starts after "DICM"): the group length, then
 /// every element it covers, whatever its group (dicom-rs reads them all), then the group-2
 /// elements that follow if the group length undercounts.
@@ -87,21 +115,33 @@ pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Resul
         if only_group.is_some_and(|g| g != tag.0) {
             return Ok(());
         }
-        let (length, header, is_sequence) = if tag.0 == 0xFFFE {
-            (encoding.u32_at(bytes, at + 4), 8, false)
+        let (length, header, vr) = if tag.0 == 0xFFFE {
+            (encoding.u32_at(bytes, at + 4), 8, None)
         } else if encoding.explicit_vr {
-            let vr = &bytes[at + 4..at + 6];
-            if long_form(vr) {
+            let code = [bytes[at + 4], bytes[at + 5]];
+            let vr = VR::from_binary(code).unwrap_or(VR::UN);
+            if long_form(&code) {
                 if at + 12 > bytes.len() {
                     return Ok(());
                 }
-                (encoding.u32_at(bytes, at + 8), 12, vr == b"SQ")
+                (encoding.u32_at(bytes, at + 8), 12, Some(vr))
             } else {
-                (encoding.u16_at(bytes, at + 6) as u32, 8, false)
+                (encoding.u16_at(bytes, at + 6) as u32, 8, Some(vr))
             }
         } else {
-            (encoding.u32_at(bytes, at + 4), 8, false)
+            (encoding.u32_at(bytes, at + 4), 8, Some(implicit_vr(tag)))
         };
+        let is_sequence = vr == Some(VR::SQ);
+        if let Some(vr) = vr
+            && let Some(size) = value_size(vr)
+            && length != UNDEFINED
+            && length % size != 0
+        {
+            return Err(format!(
+                "element ({:04X},{:04X}) is {vr:?} ({size} bytes a number) but declares {length} bytes",
+                tag.0, tag.1
+            ));
+        }
         at += header;
         if tag == SEQUENCE_DELIMITER {
             in_fragments = false;
@@ -172,6 +212,30 @@ mod tests {
             err.starts_with("element (7FE0,0010) declares 4294967280 bytes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn binary_values_must_hold_whole_numbers() {
+        // dicom-rs would read no number from a 2-byte UL and leave both bytes unread.
+        let high_bit = element((0x0028, 0x0102), b"UL", &[7, 0]);
+        let err = check(&high_bit, LE, None).unwrap_err();
+        assert!(
+            err.contains("(0028,0102) is UL (4 bytes a number)"),
+            "{err}"
+        );
+        assert_eq!(
+            check(&element((0x0028, 0x0102), b"US", &[7, 0]), LE, None),
+            Ok(())
+        );
+        // Implicit VR: the dictionary's VR (Rows is US), and a 3-byte value.
+        let implicit = Encoding {
+            explicit_vr: false,
+            big_endian: false,
+        };
+        let mut rows = [0x0028u16.to_le_bytes(), 0x0010u16.to_le_bytes()].concat();
+        rows.extend_from_slice(&3u32.to_le_bytes());
+        rows.extend_from_slice(&[64, 0, 0]);
+        assert!(check(&rows, implicit, None).unwrap_err().contains("is US"));
     }
 
     #[test]
