@@ -2,11 +2,11 @@
 
     python3 scripts/fuzz_summary.py runs/fuzz
 
-One row per run (a log holds every run of its target, each starting at libFuzzer's "INFO: Seed"
-line): executions, exec/s, time, coverage (libFuzzer's `cov`, edges reached) at the start, at half
-the time and at the end, how long before the end the last new edge was found, and how the run
-ended. A run has plateaued when its last new edge came in its first half: the second half of
-its time found nothing.
+One row per run (a log holds every run of its target, each ending with libFuzzer's final
+statistics): executions, exec/s, time, coverage (libFuzzer's `cov`, edges reached) at the
+start, at half the time and at the end, how long before the end the last new edge was found,
+and how the run ended. A run has plateaued when its last new edge came in its first half: the
+second half of its time found nothing.
 """
 
 import re
@@ -26,12 +26,13 @@ FAILURES = {
 
 def runs(log: Path):
     """Each run of a log as a list of (unix time, text) lines."""
-    run = []
+    run, finished = [], False
     for raw in log.read_text(errors="replace").splitlines():
         stamp, _, text = raw.partition(" ")
-        if text.startswith("INFO: Seed:") and run:
+        if text.startswith("INFO:") and finished:
             yield run
-            run = []
+            run, finished = [], False
+        finished |= text.startswith(("stat::", "SUMMARY", "Done"))
         if stamp.isdigit():
             run.append((int(stamp), text))
     if run:
@@ -39,7 +40,9 @@ def runs(log: Path):
 
 
 def summarise(target: str, run):
-    start, end = run[0][0], run[-1][0]
+    # cargo's own lines (a build before the run) are stamped too: only libFuzzer's count.
+    fuzzer = [t for t, text in run if text.startswith(("INFO:", "#", "Done", "stat::", "==", "SUMMARY"))]
+    start, end = min(fuzzer, default=run[0][0]), max(fuzzer, default=run[-1][0])
     points = []  # (time, executions, cov)
     executions, ended = 0, "time"
     artifact = ""
