@@ -441,6 +441,14 @@ fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
             "tests/fuzz/decode/deflate-error-hid-a-3.2-GB-length".into(),
             "damaged or truncated: deflated data set",
         ),
+        (
+            "tests/fuzz/decode/ul-of-2-bytes-shifted-a-4-GB-length".into(),
+            "element (0028,0102) is UL (4 bytes a number) but declares 2 bytes",
+        ),
+        (
+            "tests/fuzz/decode/deflated-zeros-inflate-to-nine-million-empty-elements".into(),
+            "more than 1048576 elements",
+        ),
     ];
     let mut args: Vec<&str> = cases.iter().map(|(file, _)| file.as_str()).collect();
     // Not errors: the text chunk is not inflated and the restart markers are skipped; each
