@@ -15,8 +15,9 @@ use super::raster::{MAX_PIXELS, jpeg_is_complete};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
-use dicom_object::{DefaultDicomObject, FileMetaTable, OpenFileOptions};
+use dicom_object::{DefaultDicomObject, FileMetaTable, InMemDicomObject, OpenFileOptions};
 use dicom_pixeldata::{PixelDecoder, Rescale, VoiLutFunction, WindowLevel};
+use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use image::{DynamicImage, ImageBuffer, Luma};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -151,16 +152,25 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, DicomInfo), DecodeError> {
         explicit_vr: uid_text != IMPLICIT_VR_LE,
         big_endian: uid_text == EXPLICIT_VR_BE,
     };
-    let checked = if uid_text == DEFLATED_EXPLICIT_VR_LE {
-        dicom_lengths::check(&inflate_bounded(data_set)?, encoding, None)
+    let obj = if uid_text == DEFLATED_EXPLICIT_VR_LE {
+        // Inflated here for both: dicom-rs then reads exactly the bytes that were checked (its own
+        // inflater once saw a header that ours had not, behind a damaged stream), and a 111 MB
+        // data set is inflated twice (count, keep) rather than three times.
+        let inflated = inflate_bounded(data_set)?;
+        dicom_lengths::check(&inflated, encoding, None).map_err(|e| corrupt("data set", e))?;
+        InMemDicomObject::read_dataset_with_ts(
+            inflated.as_slice(),
+            &EXPLICIT_VR_LITTLE_ENDIAN.erased(),
+        )
+        .map_err(|e| corrupt("data set", e))?
+        .with_exact_meta(meta)
     } else {
-        dicom_lengths::check(data_set, encoding, None)
+        dicom_lengths::check(data_set, encoding, None).map_err(|e| corrupt("data set", e))?;
+        OpenFileOptions::new()
+            .read_preamble(ReadPreamble::Never)
+            .from_reader(body)
+            .map_err(|e| corrupt("data set", e))?
     };
-    checked.map_err(|e| corrupt("data set", e))?;
-    let obj = OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Never)
-        .from_reader(body)
-        .map_err(|e| corrupt("data set", e))?;
 
     let info = summary(&obj, ts.name());
     let header = ImageHeader::read(&obj)?;
@@ -247,11 +257,10 @@ const EXPLICIT_VR_BE: &str = "1.2.840.10008.1.2.2";
 /// kilobytes can inflate to gigabytes).
 pub const MAX_INFLATED_BYTES: u64 = 2 * MAX_PIXELS + (16 << 20);
 
-/// Inflates `deflated` (for the length check) once it is known to stay within
-/// [`MAX_INFLATED_BYTES`] (counted first without keeping anything). A damaged deflate stream is
-/// refused here: the bytes an inflater yields before the error depend on how it is read, and
-/// dicom-rs, reading its own way, once saw the header of a 3.2 GB element that this copy had
-/// cut off before it (15 s and 3.2 GB for a 57 kB file).
+/// Inflates `deflated` once it is known to stay within [`MAX_INFLATED_BYTES`] (counted first
+/// without keeping anything, so a bomb costs no memory). A damaged deflate stream is refused:
+/// the bytes an inflater yields before the error depend on how it is read (a 57 kB file once
+/// hid a 3.2 GB element behind the damage).
 fn inflate_bounded(deflated: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let inflater = || flate2::read::DeflateDecoder::new(deflated).take(MAX_INFLATED_BYTES + 1);
     let size = std::io::copy(&mut inflater(), &mut std::io::sink())
