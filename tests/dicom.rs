@@ -129,6 +129,26 @@ fn unsupported_transfer_syntax_is_named() {
     );
 }
 
+/// A meta group element that dicom-rs reads but does not keep (an unknown group-2 tag) must not
+/// move where the data set is taken to start: dicom-rs' recomputed group length leaves it out, and
+/// the data set was once inflated (and length-checked) from 12 bytes too early.
+#[test]
+fn an_unknown_meta_element_does_not_move_the_data_set() {
+    for name in ["deflated.dcm", "mono2_explicit_8bit.dcm"] {
+        let original = bytes(name);
+        let group_length = u32::from_le_bytes(original[140..144].try_into().unwrap());
+        let data_set = 144 + group_length as usize;
+        let unknown = [&[0x02, 0x00, 0x99, 0x00][..], b"SH", &[4, 0], b"ABCD"].concat();
+        let mut file = original[..data_set].to_vec();
+        file[140..144].copy_from_slice(&(group_length + unknown.len() as u32).to_le_bytes());
+        file.extend_from_slice(&unknown);
+        file.extend_from_slice(&original[data_set..]);
+        let expected = decode::decode(&original).unwrap().image;
+        let decoded = decode::decode(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(decoded.image.as_bytes() == expected.as_bytes(), "{name}");
+    }
+}
+
 #[test]
 fn huge_image_is_refused_from_its_header() {
     let result = decode::decode(&bytes("huge_header.dcm"));

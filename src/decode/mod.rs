@@ -149,4 +149,21 @@ mod tests {
             "{result:?}"
         );
     }
+
+    #[test]
+    fn a_jpeg_too_small_for_its_declared_size_is_refused() {
+        // A real 64×48 JPEG whose frame header is rewritten to 8191×5871 (48 megapixels, under the
+        // pixel limit): it cannot hold one bit per 8×8 block, so it is refused before decoding.
+        let mut bytes = jpeg(64, 48);
+        let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        bytes[sof + 5..sof + 7].copy_from_slice(&5871u16.to_be_bytes());
+        bytes[sof + 7..sof + 9].copy_from_slice(&8191u16.to_be_bytes());
+        match image_from_bytes(&bytes) {
+            Err(DecodeError::Corrupt(why)) => assert!(
+                why.contains("too small") && why.contains("8191×5871"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
 }
