@@ -5,8 +5,8 @@
 One row per run (a log holds every run of its target, each ending with libFuzzer's final
 statistics): executions, exec/s, time, coverage (libFuzzer's `cov`, edges reached) at the
 start, at half the time and at the end, how long before the end the last new edge was found,
-and how the run ended. A run has plateaued when its last new edge came in its first half: the
-second half of its time found nothing.
+the growth of `cov` in the second half of the run, and how the run ended. A run has plateaued
+when its last new edge came in its first half: the second half of its time found nothing.
 """
 
 import re
@@ -66,6 +66,7 @@ def summarise(target: str, run):
     # cov never falls, so the last new edge came when it first reached its final value.
     last_new = next(t for t, _, c in points if c == cov_end)
     quiet = end - last_new
+    growth = 100 * (cov_end - cov_half) / max(cov_half, 1)
     plateau = "yes" if quiet >= seconds / 2 else "no"
     if ended != "time":
         plateau = "—"  # cut short: says nothing about coverage
@@ -73,14 +74,18 @@ def summarise(target: str, run):
         ended = f"{ended} ({artifact})"
     return (
         f"| `{target}` | {executions:,} | {executions / seconds:,.0f} | {seconds / 60:.0f} min "
-        f"| {points[0][2]:,} → {cov_half:,} → {cov_end:,} | {quiet / 60:.0f} min | {plateau} | {ended} |"
+        f"| {points[0][2]:,} → {cov_half:,} → {cov_end:,} | {growth:.1f} % | {quiet / 60:.0f} min "
+        f"| {plateau} | {ended} |"
     )
 
 
 def main():
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/fuzz")
-    print("| target | executions | exec/s | time | `cov` start → half → end | last new edge, before the end | plateau | ended by |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| target | executions | exec/s | time | `cov` start → half → end | growth in the second half "
+        "| last new edge, before the end | plateau | ended by |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for log in sorted(folder.glob("*.log")):
         if log.stem == "tiny-run":
             continue
