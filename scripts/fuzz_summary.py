@@ -20,6 +20,7 @@ FAILURES = {
     "ERROR: libFuzzer: timeout": "timeout",
     "ERROR: libFuzzer: deadly signal": "crash",
     "ERROR: AddressSanitizer": "crash",
+    "ERROR: LeakSanitizer": "leak",
     "panicked at": "crash",
 }
 
@@ -29,7 +30,7 @@ def runs(log: Path):
     run, finished = [], False
     for raw in log.read_text(errors="replace").splitlines():
         stamp, _, text = raw.partition(" ")
-        if text.startswith("INFO:") and finished:
+        if text.startswith("INFO: Running with") and finished:
             yield run
             run, finished = [], False
         finished |= text.startswith(("stat::", "SUMMARY", "Done"))
