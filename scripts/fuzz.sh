@@ -39,9 +39,12 @@ esac
 [ -d "tests/fuzz/$target" ] && dirs+=("tests/fuzz/$target")
 abs=()
 for d in "${dirs[@]}"; do abs+=("$root/$d"); done
+# Tokens the parser compares against (keys, magic numbers), so mutations spell them sooner.
+dict=()
+[ -f "fuzz/dicts/$target.dict" ] && dict=(-dict="$root/fuzz/dicts/$target.dict")
 
 cd fuzz
 cargo +nightly fuzz run -O "$target" "$runs/corpus/$target" "$seeds" "${abs[@]}" -- \
   -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=5 -print_final_stats=1 \
-  -artifact_prefix="$runs/artifacts/$target/" 2>&1 |
+  -artifact_prefix="$runs/artifacts/$target/" "${dict[@]}" 2>&1 |
   perl -ne 'BEGIN { $| = 1 } print time(), " ", $_' >> "$runs/$target.log"
