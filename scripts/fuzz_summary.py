@@ -5,14 +5,17 @@
 One row per run (a log holds every run of its target, each ending with libFuzzer's final
 statistics): executions, exec/s, time, coverage (libFuzzer's `cov`, edges reached) at the
 start, at half the time and at the end, how long before the end the last new edge was found,
-the growth of `cov` in the second half of the run, and how the run ended. A run has plateaued
-when its last new edge came in its first half: the second half of its time found nothing.
+the growth of `cov` in the second half of the run, the functions first reached in that half
+(libFuzzer's NEW_FUNC lines, at most two per new input; in brackets those of this crate rather
+than of a dependency or the standard library), and how the run ended. A run has plateaued when
+its last new edge came in its first half: the second half of its time found nothing.
 """
 
 import re
 import sys
 from pathlib import Path
 
+NEW_FUNC = re.compile(r"NEW_FUNC\[\d+/\d+\]: \S+ in (.*)")
 STATUS = re.compile(r"^#(\d+)\s+(\w+)\s+cov: (\d+)")
 DONE = re.compile(r"^Done (\d+) runs in (\d+) second")
 FAILURES = {
@@ -69,13 +72,16 @@ def summarise(target: str, run):
     quiet = end - last_new
     growth = 100 * (cov_end - cov_half) / max(cov_half, 1)
     plateau = "yes" if quiet >= seconds / 2 else "no"
+    late = [m[1] for t, text in run if t > half and (m := NEW_FUNC.search(text))]
+    ours = sum(1 for where in late if where.startswith("pneumoscope::"))
     if ended != "time":
         plateau = "—"  # cut short: says nothing about coverage
     if artifact:
         ended = f"{ended} ({artifact})"
     return (
         f"| `{target}` | {executions:,} | {executions / seconds:,.0f} | {seconds / 60:.0f} min "
-        f"| {points[0][2]:,} → {cov_half:,} → {cov_end:,} | {growth:.1f} % | {quiet / 60:.0f} min "
+        f"| {points[0][2]:,} → {cov_half:,} → {cov_end:,} | {growth:.1f} % | {len(late)} ({ours}) "
+        f"| {quiet / 60:.0f} min "
         f"| {plateau} | {ended} |"
     )
 
@@ -84,9 +90,10 @@ def main():
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/fuzz")
     print(
         "| target | executions | exec/s | time | `cov` start → half → end | growth in the second half "
-        "| last new edge, before the end | plateau | ended by |"
+        "| new functions in the second half (ours) | last new edge, before the end | plateau "
+        "| ended by |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for log in sorted(folder.glob("*.log")):
         if log.stem == "tiny-run":
             continue
