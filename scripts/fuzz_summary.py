@@ -43,10 +43,15 @@ def runs(log: Path):
         yield run
 
 
-def summarise(target: str, run):
+def window(run):
+    """When a run's fuzzing started and ended, in Unix seconds."""
     # cargo's own lines (a build before the run) are stamped too: only libFuzzer's count.
     fuzzer = [t for t, text in run if text.startswith(("INFO:", "#", "Done", "stat::", "==", "SUMMARY"))]
-    start, end = min(fuzzer, default=run[0][0]), max(fuzzer, default=run[-1][0])
+    return min(fuzzer, default=run[0][0]), max(fuzzer, default=run[-1][0])
+
+
+def summarise(target: str, run):
+    start, end = window(run)
     points = []  # (time, executions, cov)
     executions, ended = 0, "time"
     artifact = ""

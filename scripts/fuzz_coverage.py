@@ -1,0 +1,109 @@
+"""How many edges of this crate's own code each fuzzing run reached, and when (docs/fuzzing.md).
+
+    python3 scripts/fuzz_coverage.py runs/fuzz TARGET [TARGET ...] [--corpora DIR]
+
+libFuzzer's `cov` counts edges in the whole binary: the standard library, serde_json, dicom-rs,
+zune-jpeg, hdf5-pure... A run can go on finding edges in a dependency's parser long after it
+stopped finding any in ours. For each run in a target's log (scripts/fuzz.sh) this replays the
+corpus as it stood at the run's start, at half its time and at its end (the files libFuzzer had
+written by then, told by their modification time, plus the seed folders the run read) through the
+target's fuzz binary with `-runs=0 -print_coverage=1`, and sums the covered edges of the
+functions whose source lies in this crate's `src/` apart from all the others.
+
+libFuzzer replaces a corpus file by a smaller one with the same coverage, so an early snapshot
+can miss a file that existed then: an early count can only be too low, which shows growth that
+was not there, never hides growth that was. `--corpora DIR` reads the corpora from a copy taken
+between sessions (`cp -a runs/fuzz/corpus DIR`, which keeps the times) instead of the live folders.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from fuzz_summary import runs, window
+
+ROOT = Path(__file__).resolve().parent.parent
+BINARIES = ROOT / "fuzz/target/x86_64-unknown-linux-gnu/release"
+FOUND = re.compile(r"INFO:\s+\d+ files found in (\S+)")
+FUNC = re.compile(r"^COVERED_FUNC: hits: \d+ edges: (\d+)/\d+ (.*) (\S+):\d+$")
+
+
+def folders(run):
+    """The corpus folder (libFuzzer writes new inputs to the first) and the seed folders."""
+    found = []
+    for _, text in run:
+        if (m := FOUND.search(text)) and m[1] not in found:
+            found.append(m[1])
+    return found[0], found[1:]
+
+
+def snapshot(corpus: Path, until: float, into: Path):
+    """Hard links to the corpus files written by `until`."""
+    for entry in os.scandir(corpus):
+        if entry.stat().st_mtime <= until:
+            os.link(entry.path, into / entry.name)
+
+
+def edges(target: str, inputs):
+    """Covered edges of this crate's functions, and of all functions, after replaying `inputs`."""
+    replay = subprocess.run(
+        [BINARIES / target, "-runs=0", "-print_coverage=1", "-detect_leaks=0",
+         "-rss_limit_mb=2048", "-timeout=5", *map(str, inputs)],
+        capture_output=True, text=True, errors="replace", check=False,
+    )
+    ours = everything = 0
+    functions = {}
+    for line in replay.stderr.splitlines():
+        if m := FUNC.match(line):
+            covered = int(m[1])
+            everything += covered
+            if m[3].startswith(str(ROOT / "src") + "/"):
+                ours += covered
+                functions[m[2]] = functions.get(m[2], 0) + covered
+    if not everything:
+        raise SystemExit(f"{target}: the replay printed no coverage:\n{replay.stderr[-2000:]}")
+    return ours, everything, functions
+
+
+def report(target: str, run, corpora):
+    start, end = window(run)
+    corpus, seeds = folders(run)
+    if corpora:
+        corpus = str(corpora / Path(corpus).name)
+    counts = []
+    for until in (start - 1, start + (end - start) / 2, end):
+        with tempfile.TemporaryDirectory(dir=Path(corpus).parent) as held:
+            snapshot(Path(corpus), until, Path(held))
+            counts.append(edges(target, [held, *seeds]))
+    (ours0, all0, _), (ours1, all1, at_half), (ours2, all2, at_end) = counts
+    grew = sorted(f for f in at_end if at_end[f] > at_half.get(f, 0))
+    minutes = (end - start) / 60
+    print(
+        f"| `{target}` | {minutes:.0f} min | {ours0:,} → {ours1:,} → {ours2:,} "
+        f"| {all0:,} → {all1:,} → {all2:,} | {', '.join(grew) or 'none'} |",
+        flush=True,
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="the campaign's folder (runs/fuzz)")
+    parser.add_argument("targets", nargs="+")
+    parser.add_argument("--corpora", type=Path, help="a copy of the corpus folders to read instead")
+    args = parser.parse_args()
+    print(
+        "| target | run | edges of this crate: start → half → end "
+        "| all edges: start → half → end | our functions that gained edges in the second half |"
+    )
+    print("|---|---|---|---|---|")
+    for target in args.targets:
+        for run in runs(args.folder / f"{target}.log"):
+            if any(text.startswith("Done") for _, text in run):
+                report(target, run, args.corpora)
+
+
+if __name__ == "__main__":
+    main()
