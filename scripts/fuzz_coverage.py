@@ -93,6 +93,7 @@ def main():
     parser.add_argument("folder", type=Path, help="the campaign's folder (runs/fuzz)")
     parser.add_argument("targets", nargs="+")
     parser.add_argument("--corpora", type=Path, help="a copy of the corpus folders to read instead")
+    parser.add_argument("--last", action="store_true", help="only each target's last finished run")
     args = parser.parse_args()
     print(
         "| target | run | edges of this crate: start → half → end "
@@ -100,9 +101,10 @@ def main():
     )
     print("|---|---|---|---|---|")
     for target in args.targets:
-        for run in runs(args.folder / f"{target}.log"):
-            if any(text.startswith("Done") for _, text in run):
-                report(target, run, args.corpora)
+        finished = [run for run in runs(args.folder / f"{target}.log")
+                    if any(text.startswith("Done") for _, text in run)]
+        for run in finished[-1:] if args.last else finished:
+            report(target, run, args.corpora)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ than of a dependency or the standard library), and how the run ended. A run has 
 its last new edge came in its first half: the second half of its time found nothing.
 """
 
+import math
 import re
 import sys
 from pathlib import Path
+from statistics import linear_regression
 
 NEW_FUNC = re.compile(r"NEW_FUNC\[\d+/\d+\]: \S+ in (.*)")
 STATUS = re.compile(r"^#(\d+)\s+(\w+)\s+cov: (\d+)")
@@ -54,11 +56,14 @@ def summarise(target: str, run):
     start, end = window(run)
     points = []  # (time, executions, cov)
     executions, ended = 0, "time"
+    replayed = None  # `cov` once the corpus was replayed (INITED), before any mutation
     artifact = ""
     for t, text in run:
         if m := STATUS.match(text):
             executions = int(m[1])
             points.append((t, executions, int(m[3])))
+            if m[2] == "INITED":
+                replayed = int(m[3])
         elif m := DONE.match(text):
             executions = int(m[1])
         for needle, what in FAILURES.items():
@@ -85,10 +90,30 @@ def summarise(target: str, run):
         ended = f"{ended} ({artifact})"
     return (
         f"| `{target}` | {executions:,} | {executions / seconds:,.0f} | {seconds / 60:.0f} min "
-        f"| {points[0][2]:,} → {cov_half:,} → {cov_end:,} | {growth:.1f} % | {len(late)} ({ours}) "
+        f"| {replayed if replayed is not None else points[0][2]:,} → {cov_half:,} → {cov_end:,} | {growth:.1f} % | {len(late)} ({ours}) "
         f"| {quiet / 60:.0f} min "
         f"| {plateau} | {ended} |"
     )
+
+
+def trend(target: str, log: Path):
+    """The campaign so far for one target: total time, best `cov`, and the edges each doubling of
+    the fuzzing time has been adding (a least-squares fit of `cov` on the logarithm of the time,
+    past the first 10 minutes). Coverage that grows like that never has a quiet second half."""
+    elapsed, best, points = 0, 0, []
+    for run in runs(log):
+        start, end = window(run)
+        for t, text in run:
+            if m := STATUS.match(text):
+                best = max(best, int(m[3]))
+                if elapsed + t - start >= 600:
+                    points.append((math.log(elapsed + t - start), best))
+        elapsed += end - start
+    per_doubling = "—"
+    if len({x for x, _ in points}) > 1:
+        slope = linear_regression([x for x, _ in points], [y for _, y in points]).slope
+        per_doubling = f"{slope * math.log(2):,.0f}"
+    return f"| `{target}` | {elapsed / 60:.0f} min | {best:,} | {per_doubling} |"
 
 
 def main():
@@ -106,6 +131,12 @@ def main():
             row = summarise(log.stem, run)
             if row:
                 print(row)
+    print()
+    print("| target | fuzzing time, all runs | best `cov` | edges gained per doubling of the time |")
+    print("|---|---|---|---|")
+    for log in sorted(folder.glob("*.log")):
+        if log.stem != "tiny-run":
+            print(trend(log.stem, log))
 
 
 if __name__ == "__main__":
