@@ -43,11 +43,12 @@ for d in "${dirs[@]}"; do abs+=("$root/$d"); done
 dict=()
 [ -f "fuzz/dicts/$target.dict" ] && dict=(-dict="$root/fuzz/dicts/$target.dict")
 
+# Known false leak reports (fuzz/lsan.supp) would otherwise stop a run.
+export LSAN_OPTIONS="suppressions=$root/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
 # -reduce_inputs=0: libFuzzer never deletes a corpus file (by default it replaces one with a smaller
 # input of the same coverage), so the corpus at any past moment is the files written by then, and
 # scripts/fuzz_coverage.py can replay it exactly.
-# Known false leak reports (fuzz/lsan.supp) would otherwise stop a run.
-export LSAN_OPTIONS="suppressions=$root/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 cd fuzz
 cargo +nightly fuzz run -O "$target" "$runs/corpus/$target" "$seeds" "${abs[@]}" -- \
   -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=5 -print_final_stats=1 -reduce_inputs=0 \
