@@ -10,9 +10,10 @@ written by then, told by their modification time, plus the seed folders the run 
 target's fuzz binary with `-runs=0 -print_coverage=1`, and sums the covered edges of the
 functions whose source lies in this crate's `src/` apart from all the others.
 
-libFuzzer replaces a corpus file by a smaller one with the same coverage, so an early snapshot
-can miss a file that existed then: an early count can only be too low, which shows growth that
-was not there, never hides growth that was. `--corpora DIR` reads the corpora from a copy taken
+scripts/fuzz.sh runs with `-reduce_inputs=0`, so no corpus file is deleted and the snapshots are
+exact. Runs without it (libFuzzer's default replaces a file by a smaller one with the same
+coverage) can miss in an early snapshot a file that existed then: an early count can only be too
+low, which shows growth that was not there, never hides growth that was. `--corpora DIR` reads the corpora from a copy taken
 between sessions (`cp -a runs/fuzz/corpus DIR`, which keeps the times) instead of the live folders.
 """
 
@@ -23,7 +24,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fuzz_summary import runs, window
+from fuzz_summary import DONE, runs, window
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARIES = ROOT / "fuzz/target/x86_64-unknown-linux-gnu/release"
@@ -102,7 +103,7 @@ def main():
     print("|---|---|---|---|---|")
     for target in args.targets:
         finished = [run for run in runs(args.folder / f"{target}.log")
-                    if any(text.startswith("Done") for _, text in run)]
+                    if any(DONE.match(text) for _, text in run)]
         for run in finished[-1:] if args.last else finished:
             report(target, run, args.corpora)
 

@@ -8,7 +8,9 @@ start, at half the time and at the end, how long before the end the last new edg
 the growth of `cov` in the second half of the run, the functions first reached in that half
 (libFuzzer's NEW_FUNC lines, at most two per new input; in brackets those of this crate rather
 than of a dependency or the standard library), and how the run ended. A run has plateaued when
-its last new edge came in its first half: the second half of its time found nothing.
+its last new edge came in its first half: the second half of its time found nothing. A second
+table sums each target's campaign: its time, best `cov` and the edges each doubling of the time
+has been adding.
 """
 
 import math
@@ -88,20 +90,21 @@ def summarise(target: str, run):
         plateau = "—"  # cut short: says nothing about coverage
     if artifact:
         ended = f"{ended} ({artifact})"
+    cov_start = replayed if replayed is not None else points[0][2]
     return (
         f"| `{target}` | {executions:,} | {executions / seconds:,.0f} | {seconds / 60:.0f} min "
-        f"| {replayed if replayed is not None else points[0][2]:,} → {cov_half:,} → {cov_end:,} | {growth:.1f} % | {len(late)} ({ours}) "
+        f"| {cov_start:,} → {cov_half:,} → {cov_end:,} | {growth:.1f} % | {len(late)} ({ours}) "
         f"| {quiet / 60:.0f} min "
         f"| {plateau} | {ended} |"
     )
 
 
-def trend(target: str, log: Path):
+def trend(target: str, target_runs):
     """The campaign so far for one target: total time, best `cov`, and the edges each doubling of
     the fuzzing time has been adding (a least-squares fit of `cov` on the logarithm of the time,
     past the first 10 minutes). Coverage that grows like that never has a quiet second half."""
     elapsed, best, points = 0, 0, []
-    for run in runs(log):
+    for run in target_runs:
         start, end = window(run)
         for t, text in run:
             if m := STATUS.match(text):
@@ -118,25 +121,23 @@ def trend(target: str, log: Path):
 
 def main():
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/fuzz")
+    campaign = {log.stem: list(runs(log)) for log in sorted(folder.glob("*.log")) if log.stem != "tiny-run"}
     print(
         "| target | executions | exec/s | time | `cov` start → half → end | growth in the second half "
         "| new functions in the second half (ours) | last new edge, before the end | plateau "
         "| ended by |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for log in sorted(folder.glob("*.log")):
-        if log.stem == "tiny-run":
-            continue
-        for run in runs(log):
-            row = summarise(log.stem, run)
+    for target, target_runs in campaign.items():
+        for run in target_runs:
+            row = summarise(target, run)
             if row:
                 print(row)
     print()
     print("| target | fuzzing time, all runs | best `cov` | edges gained per doubling of the time |")
     print("|---|---|---|---|")
-    for log in sorted(folder.glob("*.log")):
-        if log.stem != "tiny-run":
-            print(trend(log.stem, log))
+    for target, target_runs in campaign.items():
+        print(trend(target, target_runs))
 
 
 if __name__ == "__main__":
