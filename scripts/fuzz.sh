@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One step of the fuzzing campaign (docs/fuzzing.md): runs a cargo-fuzz target for SECONDS with
 # the project's limits, its corpus in runs/fuzz/corpus/TARGET (kept between runs, so a second run
-# goes on where the first stopped) and its seeds from the committed fixtures. libFuzzer's output
+# goes on where the first stopped) and its seeds: the committed fixtures and the corpus an earlier
+# machine kept (fuzz/corpora/TARGET.tar.xz, written by scripts/fuzz_keep.sh). libFuzzer's output
 # is appended to runs/fuzz/TARGET.log, each line stamped with the Unix time, for
 # `python3 scripts/fuzz_summary.py runs/fuzz` (executions, coverage, plateau).
 #
@@ -16,7 +17,14 @@ seconds=${2:?seconds}
 root=$PWD
 runs=$root/runs/fuzz
 seeds=$runs/seeds/$target
+kept=$runs/kept/$target
 mkdir -p "$runs/corpus/$target" "$runs/artifacts/$target" "$seeds"
+
+# The committed corpus of earlier sessions, unpacked once per machine.
+archive=fuzz/corpora/$target.tar.xz
+if [ -f "$archive" ] && [ ! -d "$kept" ]; then
+  mkdir -p "$kept.part" && tar -xJf "$archive" -C "$kept.part" && mv "$kept.part" "$kept"
+fi
 
 # Seeds: the fixtures a target's bytes stand for, plus what earlier runs found (tests/fuzz/TARGET).
 case $target in
@@ -26,8 +34,8 @@ case $target in
   ood_statistics) cp -f weights/*.ood.safetensors "$seeds/"; dirs=() ;;
   keras_model) dirs=(tests/fixtures/keras) ;;
   weights)
-    # A tiny DenseNet's container (f32), written by our own CLI in seconds.
-    if [ ! -s "$seeds/tiny.safetensors" ]; then
+    # A tiny DenseNet's container (f32), written by our own CLI in seconds (the kept corpus holds one).
+    if [ ! -s "$seeds/tiny.safetensors" ] && [ ! -d "$kept" ]; then
       bin=${PNEUMOSCOPE:-target/release/pneumoscope}
       "$bin" train --tiny --data "${PNEUMOSCOPE_DATA:-../shared/data/chest_xray}" --limit 32 \
         --epochs 1 --image-size 32 --out "$runs/tiny-run" > "$runs/tiny-run.log" 2>&1
@@ -37,6 +45,7 @@ case $target in
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 [ -d "tests/fuzz/$target" ] && dirs+=("tests/fuzz/$target")
+[ -d "$kept" ] && dirs+=("runs/fuzz/kept/$target")
 abs=()
 for d in "${dirs[@]}"; do abs+=("$root/$d"); done
 # Tokens the parser compares against (keys, magic numbers), so mutations spell them sooner.
