@@ -34,13 +34,16 @@ FAILURES = {
 
 def runs(log: Path):
     """Each run of a log as a list of (unix time, text) lines."""
-    run, finished = [], False
+    # libFuzzer says "Running with" once per process: a run killed before its final statistics
+    # (a machine restart) still ends where the next one begins.
+    run, started = [], False
     for raw in log.read_text(errors="replace").splitlines():
         stamp, _, text = raw.partition(" ")
-        if text.startswith("INFO: Running with") and finished:
-            yield run
-            run, finished = [], False
-        finished |= text.startswith(("stat::", "SUMMARY", "Done"))
+        if text.startswith("INFO: Running with"):
+            if started:
+                yield run
+                run = []
+            started = True
         if stamp.isdigit():
             run.append((int(stamp), text))
     if run:
@@ -57,7 +60,7 @@ def window(run):
 def summarise(target: str, run):
     start, end = window(run)
     points = []  # (time, executions, cov)
-    executions, ended = 0, "time"
+    executions, ended = 0, "no end (killed, or still running)"
     replayed = None  # `cov` once the corpus was replayed (INITED), before any mutation
     artifact = ""
     for t, text in run:
@@ -68,8 +71,9 @@ def summarise(target: str, run):
                 replayed = int(m[3])
         elif m := DONE.match(text):
             executions = int(m[1])
+            ended = "time" if ended.startswith("no end") else ended
         for needle, what in FAILURES.items():
-            if needle in text and ended == "time":
+            if needle in text and (ended == "time" or ended.startswith("no end")):
                 ended = what
         if "Test unit written to" in text:
             artifact = text.rsplit("/", 1)[-1]
