@@ -5,9 +5,12 @@
 One row per run (a log holds every run of its target, each ending with libFuzzer's final
 statistics): executions, exec/s, time, coverage (libFuzzer's `cov`, edges reached) at the
 start, at half the time and at the end, how long before the end the last new edge was found,
-the growth of `cov` in the second half of the run, the functions first reached in that half
-(libFuzzer's NEW_FUNC lines, at most two per new input; in brackets those of this crate rather
-than of a dependency or the standard library), and how the run ended. A run has plateaued when
+the growth of `cov` in the second half of the run, the new edges per million executions in its
+last quarter (an estimate of how likely the next input is to reach new code: the quantity
+species-discovery models of fuzzing, e.g. Böhme's STADS, watch fall towards zero), the
+functions first reached in the second half (libFuzzer's NEW_FUNC lines, at most two per new
+input; in brackets those of this crate rather than of a dependency or the standard library),
+and how the run ended. A run has plateaued when
 its last new edge came in its first half: the second half of its time found nothing. A second
 table sums each target's campaign: its time, best `cov` and the edges each doubling of the time
 has been adding.
@@ -87,6 +90,11 @@ def summarise(target: str, run):
     last_new = next(t for t, _, c in points if c == cov_end)
     quiet = end - last_new
     growth = 100 * (cov_end - cov_half) / max(cov_half, 1)
+    quarter = [(x, c) for t, x, c in points if t >= end - seconds / 4]
+    rate = "—"
+    if len(quarter) > 1 and quarter[-1][0] > quarter[0][0]:
+        (x0, c0), (x1, c1) = quarter[0], quarter[-1]
+        rate = f"{1e6 * (c1 - c0) / (x1 - x0):,.1f}"
     plateau = "yes" if quiet >= seconds / 2 else "no"
     late = [m[1] for t, text in run if t > half and (m := NEW_FUNC.search(text))]
     ours = sum(1 for where in late if where.startswith("pneumoscope::"))
@@ -97,7 +105,7 @@ def summarise(target: str, run):
     cov_start = replayed if replayed is not None else points[0][2]
     return (
         f"| `{target}` | {executions:,} | {executions / seconds:,.0f} | {seconds / 60:.0f} min "
-        f"| {cov_start:,} → {cov_half:,} → {cov_end:,} | {growth:.1f} % | {len(late)} ({ours}) "
+        f"| {cov_start:,} → {cov_half:,} → {cov_end:,} | {growth:.1f} % | {rate} | {len(late)} ({ours}) "
         f"| {quiet / 60:.0f} min "
         f"| {plateau} | {ended} |"
     )
@@ -128,10 +136,10 @@ def main():
     campaign = {log.stem: list(runs(log)) for log in sorted(folder.glob("*.log")) if log.stem != "tiny-run"}
     print(
         "| target | executions | exec/s | time | `cov` start → half → end | growth in the second half "
-        "| new functions in the second half (ours) | last new edge, before the end | plateau "
+        "| new edges per 1 M executions, last quarter | new functions in the second half (ours) | last new edge, before the end | plateau "
         "| ended by |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for target, target_runs in campaign.items():
         for run in target_runs:
             row = summarise(target, run)
