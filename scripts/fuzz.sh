@@ -48,9 +48,15 @@ esac
 [ -d "$kept" ] && dirs+=("runs/fuzz/kept/$target")
 abs=()
 for d in "${dirs[@]}"; do abs+=("$root/$d"); done
-# Tokens the parser compares against (keys, magic numbers), so mutations spell them sooner.
+# Tokens the parser compares against (keys, magic numbers), so mutations spell them sooner; the
+# safetensors header's tokens serve both targets that read that container.
 dict=()
-[ -f "fuzz/dicts/$target.dict" ] && dict=(-dict="$root/fuzz/dicts/$target.dict")
+parts=("fuzz/dicts/$target.dict")
+case $target in weights | ood_statistics) parts+=(fuzz/dicts/safetensors.dict) ;; esac
+if [ -f "${parts[0]}" ]; then
+  cat "${parts[@]}" > "$runs/$target.dict"
+  dict=(-dict="$runs/$target.dict")
+fi
 
 # Known false leak reports (fuzz/lsan.supp) would otherwise stop a run.
 export LSAN_OPTIONS="suppressions=$root/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
