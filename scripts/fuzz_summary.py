@@ -63,7 +63,7 @@ def window(run):
 def summarise(target: str, run):
     start, end = window(run)
     points = []  # (time, executions, cov)
-    executions, ended = 0, "no end (killed, or still running)"
+    executions, finished, failure = 0, False, None
     replayed = None  # `cov` once the corpus was replayed (INITED), before any mutation
     artifact = ""
     for t, text in run:
@@ -73,15 +73,15 @@ def summarise(target: str, run):
             if m[2] == "INITED":
                 replayed = int(m[3])
         elif m := DONE.match(text):
-            executions = int(m[1])
-            ended = "time" if ended.startswith("no end") else ended
+            executions, finished = int(m[1]), True
         for needle, what in FAILURES.items():
-            if needle in text and (ended == "time" or ended.startswith("no end")):
-                ended = what
+            if needle in text and failure is None:
+                failure = what
         if "Test unit written to" in text:
             artifact = text.rsplit("/", 1)[-1]
     if not points:
         return None
+    ended = failure or ("time" if finished else "no end (killed, or still running)")
     seconds = max(end - start, 1)
     half = start + seconds / 2
     cov_half = max((c for t, _, c in points if t <= half), default=points[0][2])
