@@ -434,6 +434,10 @@ fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
             "element (FFFE,E000) declares 12636 bytes but only 6318 follow",
         ),
         (
+            "tests/data/bad/jpeg_frame_too_small.dcm".into(),
+            "the JPEG frame is too small (12636 bytes) for the 7000×7000 pixels it declares",
+        ),
+        (
             "tests/data/bad/deflate_bomb.dcm".into(),
             "its deflated data set inflates to more than 111 MB",
         ),

@@ -11,7 +11,7 @@
 
 use super::dicom_lengths::{self, Encoding};
 use super::error::DecodeError;
-use super::raster::{MAX_PIXELS, jpeg_is_complete};
+use super::raster::{MAX_PIXELS, jpeg_can_fill, jpeg_is_complete};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, FileMetaTable, InMemDicomObject};
@@ -544,6 +544,15 @@ fn check_jpeg(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
         return Err(DecodeError::DicomCorrupt(format!(
             "the JPEG frame is {}×{} but Rows/Columns say {}×{}",
             info.width, info.height, header.columns, header.rows
+        )));
+    }
+    if !jpeg_can_fill(frame.len(), header.columns, header.rows) {
+        // The decoder would fill the frame from nothing: a second or more, a hundred MB.
+        return Err(DecodeError::DicomCorrupt(format!(
+            "the JPEG frame is too small ({} bytes) for the {}×{} pixels it declares",
+            frame.len(),
+            header.columns,
+            header.rows
         )));
     }
     match (info.pixel_format, header.bits_allocated) {

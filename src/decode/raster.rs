@@ -61,7 +61,8 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
 /// first component takes at least one bit in a Huffman-coded scan (its DC code). A header that
 /// declares more blocks than that lies; the decoder would otherwise fill the whole frame from
 /// nothing (an 8×8 JPEG declaring 8191×5871 pixels took 0.5–0.7 s, over 5 s under the fuzzer).
-fn jpeg_can_fill(size: usize, width: u32, height: u32) -> bool {
+/// A lossless JPEG needs at least a bit a pixel, so the bound holds for it too.
+pub(crate) fn jpeg_can_fill(size: usize, width: u32, height: u32) -> bool {
     let blocks = (width as u64).div_ceil(8) * (height as u64).div_ceil(8);
     size as u64 * 8 >= blocks
 }
