@@ -457,6 +457,10 @@ fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
             "tests/fuzz/decode/off-group-meta-element-moved-the-deflate-start-3.7-GB.dcm".into(),
             "element (E2DB,DCE2) declares 3655065571 bytes but only 80 follow",
         ),
+        (
+            "tests/fuzz/decode/item-outside-a-sequence-hid-a-3.8-GB-length.dcm".into(),
+            "element (0038,0000) declares 3774863615 bytes but only 12641 follow",
+        ),
     ];
     let mut args: Vec<&str> = cases.iter().map(|(file, _)| file.as_str()).collect();
     // Not errors: the text chunk is not inflated and the restart markers are skipped; each

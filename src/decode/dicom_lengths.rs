@@ -4,8 +4,9 @@
 //! group and of the data set and refuses a length that runs past the end, before dicom-rs
 //! reads anything.
 //!
-//! The walk descends into sequences and items (their contents are elements too) and skips
-//! encapsulated pixel data fragments, so nested lengths are checked as well. It reads each
+//! The walk descends into sequences and their items (their contents are elements too) and skips
+//! encapsulated pixel data fragments, so nested lengths are checked as well, following where
+//! dicom-rs expects an item header and where an element header. It reads each
 //! element's VR as dicom-rs does (the dictionary's for implicit VR), because dicom-rs reads a
 //! binary value as `length / size` numbers and leaves the rest unread: a 2-byte UL once shifted
 //! every later header by two bytes, and a piece of the Pixel Data header became a 4 GB length.
@@ -16,6 +17,7 @@ use dicom_dictionary_std::StandardDataDictionary;
 
 /// Tags `(group, element)` of the item and delimitation markers (PS3.5 §7.5).
 const ITEM: (u16, u16) = (0xFFFE, 0xE000);
+const ITEM_DELIMITER: (u16, u16) = (0xFFFE, 0xE00D);
 const SEQUENCE_DELIMITER: (u16, u16) = (0xFFFE, 0xE0DD);
 const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
 const UNDEFINED: u32 = 0xFFFF_FFFF;
@@ -109,15 +111,45 @@ pub fn check_meta(bytes: &[u8]) -> Result<(), String> {
     check(bytes, meta, Some(0x0002))
 }
 
+/// A sequence or an item the walk is in, as dicom-rs' data set reader stacks them; `end` is
+/// where a defined length closes it. Items of encapsulated pixel data hold bytes.
+struct Open {
+    sequence: bool,
+    pixel_data: bool,
+    end: Option<usize>,
+}
+
 /// Checks the elements of `bytes`; with `only_group`, stops at the first element of another
 /// group (the file meta information is group 2). The end of `bytes` may cut the last header:
-/// that is dicom-rs' to report.
+/// that is dicom-rs' to report, as is any structure at which it stops reading (so does this).
+///
+/// The walk follows dicom-rs' reader state by state: where it expects an item header (right
+/// after a sequence starts or an item ends) and where an element header. An item tag where an
+/// element is expected is a plain element to dicom-rs, whose value it skips; descending into
+/// it, as the walk once did, checked other headers than the ones dicom-rs then read.
 pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Result<(), String> {
     let mut at = 0;
-    // Inside encapsulated pixel data, items hold fragments (bytes), not elements.
-    let mut in_fragments = false;
+    let mut open: Vec<Open> = Vec::new();
+    let mut expect_item = false;
     let mut elements = 0;
-    while at + 8 <= bytes.len() {
+    loop {
+        // A defined length that ends here closes its sequence (back to elements) or its item
+        // (back to item headers); one already passed stops dicom-rs.
+        while let Some(top) = open.last()
+            && let Some(end) = top.end
+        {
+            match end.cmp(&at) {
+                std::cmp::Ordering::Equal => {
+                    expect_item = !top.sequence;
+                    open.pop();
+                }
+                std::cmp::Ordering::Less => return Ok(()),
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        if at + 8 > bytes.len() {
+            return Ok(());
+        }
         elements += 1;
         if elements > MAX_ELEMENTS {
             return Err(format!(
@@ -128,8 +160,43 @@ pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Resul
         if only_group.is_some_and(|g| g != tag.0) {
             return Ok(());
         }
+        if expect_item {
+            let length = encoding.u32_at(bytes, at + 4);
+            at += 8;
+            match tag {
+                ITEM => {
+                    // An item outside any sequence, or a fragment of undefined length, stops dicom-rs.
+                    let Some(pixel_data) = open.last().map(|o| o.pixel_data) else {
+                        return Ok(());
+                    };
+                    if pixel_data && length == UNDEFINED {
+                        return Ok(());
+                    }
+                    if length != UNDEFINED {
+                        fits(tag, length, bytes.len() - at)?;
+                    }
+                    if pixel_data {
+                        at += length as usize; // a fragment: bytes, then the next item
+                    } else {
+                        expect_item = false;
+                        open.push(Open {
+                            sequence: false,
+                            pixel_data,
+                            end: (length != UNDEFINED).then(|| at + length as usize),
+                        });
+                    }
+                }
+                ITEM_DELIMITER => _ = open.pop(),
+                SEQUENCE_DELIMITER => {
+                    open.pop();
+                    expect_item = false;
+                }
+                _ => return Ok(()),
+            }
+            continue;
+        }
         let (length, header, vr) = if tag.0 == 0xFFFE {
-            (encoding.u32_at(bytes, at + 4), 8, None)
+            (encoding.u32_at(bytes, at + 4), 8, VR::UN)
         } else if encoding.explicit_vr {
             let code = [bytes[at + 4], bytes[at + 5]];
             let vr = VR::from_binary(code).unwrap_or(VR::UN);
@@ -137,16 +204,14 @@ pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Resul
                 if at + 12 > bytes.len() {
                     return Ok(());
                 }
-                (encoding.u32_at(bytes, at + 8), 12, Some(vr))
+                (encoding.u32_at(bytes, at + 8), 12, vr)
             } else {
-                (encoding.u16_at(bytes, at + 6) as u32, 8, Some(vr))
+                (encoding.u16_at(bytes, at + 6) as u32, 8, vr)
             }
         } else {
-            (encoding.u32_at(bytes, at + 4), 8, Some(implicit_vr(tag)))
+            (encoding.u32_at(bytes, at + 4), 8, implicit_vr(tag))
         };
-        let is_sequence = vr == Some(VR::SQ);
-        if let Some(vr) = vr
-            && let Some(size) = value_size(vr)
+        if let Some(size) = value_size(vr)
             && length != UNDEFINED
             && length % size != 0
         {
@@ -156,13 +221,25 @@ pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Resul
             ));
         }
         at += header;
-        if tag == SEQUENCE_DELIMITER {
-            in_fragments = false;
+        if vr == VR::SQ || (tag != ITEM_DELIMITER && length == UNDEFINED) {
+            // A sequence; so is any other element of undefined length, and encapsulated pixel
+            // data's items are its fragments.
+            if length != UNDEFINED {
+                fits(tag, length, bytes.len() - at)?;
+            }
+            expect_item = true;
+            open.push(Open {
+                sequence: true,
+                pixel_data: tag == PIXEL_DATA && length == UNDEFINED,
+                end: (length != UNDEFINED).then(|| at + length as usize),
+            });
             continue;
         }
-        if length == UNDEFINED {
-            // A sequence, an item or encapsulated pixel data: its contents follow.
-            in_fragments |= tag == PIXEL_DATA;
+        if tag == ITEM_DELIMITER {
+            // Closes the item it ends; outside any, dicom-rs ignores it (and its length).
+            if open.pop().is_some() {
+                expect_item = true;
+            }
             continue;
         }
         let remaining = bytes.len() - at;
@@ -177,17 +254,18 @@ pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Resul
                 ));
             }
         }
-        if length as usize > remaining {
-            return Err(format!(
-                "element ({:04X},{:04X}) declares {length} bytes but only {remaining} follow",
-                tag.0, tag.1
-            ));
-        }
-        // Descend into defined-length sequences and items (elements), skip everything else.
-        let descend = is_sequence || (tag == ITEM && !in_fragments);
-        if !descend {
-            at += length as usize;
-        }
+        fits(tag, length, remaining)?;
+        at += length as usize;
+    }
+}
+
+/// A value of `length` bytes must fit in the `remaining` ones: dicom-rs allocates it first.
+fn fits(tag: (u16, u16), length: u32, remaining: usize) -> Result<(), String> {
+    if length as usize > remaining {
+        return Err(format!(
+            "element ({:04X},{:04X}) declares {length} bytes but only {remaining} follow",
+            tag.0, tag.1
+        ));
     }
     Ok(())
 }
@@ -258,6 +336,26 @@ mod tests {
         let err = check(&flood, LE, None).unwrap_err();
         assert!(err.starts_with("more than 65536 elements"), "{err}");
         assert_eq!(check(&flood[empty.len()..], LE, None), Ok(()));
+    }
+
+    #[test]
+    fn an_item_outside_a_sequence_is_skipped_as_dicom_rs_skips_it() {
+        // Found by the fuzz target `decode`: Pixel Data of length 0, then an item tag with a
+        // 4-byte value. dicom-rs skips the value and reads the next header from the bytes after
+        // it, whose length here is 3.8 GB; read as elements, the item's bytes hid that header.
+        let empty = element(PIXEL_DATA, b"UN", &[]);
+        let mut item = [ITEM.0.to_le_bytes(), ITEM.1.to_le_bytes()].concat();
+        item.extend_from_slice(&4u32.to_le_bytes());
+        item.extend_from_slice(&[0; 4]);
+        let mut lie = [0x0009u16.to_le_bytes(), 0x0010u16.to_le_bytes()].concat();
+        lie.extend_from_slice(b"UN\0\0");
+        lie.extend_from_slice(&0xE0FF_D8FFu32.to_le_bytes());
+        let file = [empty, item, lie, vec![0; 64]].concat();
+        let err = check(&file, LE, None).unwrap_err();
+        assert!(
+            err.starts_with("element (0009,0010) declares 3774863615 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
