@@ -547,7 +547,7 @@ fn check_jpeg(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
         )));
     }
     if !jpeg_can_fill(frame.len(), header.columns, header.rows) {
-        // The decoder would fill the frame from nothing: a second or more, a hundred MB.
+        // The decoder would fill the frame from nothing (1.05 s for 7000×7000 in `predict`).
         return Err(DecodeError::DicomCorrupt(format!(
             "the JPEG frame is too small ({} bytes) for the {}×{} pixels it declares",
             frame.len(),

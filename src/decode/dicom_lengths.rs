@@ -169,20 +169,20 @@ pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Resul
                     let Some(pixel_data) = open.last().map(|o| o.pixel_data) else {
                         return Ok(());
                     };
-                    if pixel_data && length == UNDEFINED {
-                        return Ok(());
-                    }
-                    if length != UNDEFINED {
-                        fits(tag, length, bytes.len() - at)?;
-                    }
                     if pixel_data {
-                        at += length as usize; // a fragment: bytes, then the next item
+                        // A fragment: bytes, then the next item.
+                        if length == UNDEFINED {
+                            return Ok(());
+                        }
+                        fits(tag, length, bytes.len() - at)?;
+                        at += length as usize;
                     } else {
+                        let end = container_end(tag, length, at, bytes.len())?;
                         expect_item = false;
                         open.push(Open {
                             sequence: false,
-                            pixel_data,
-                            end: (length != UNDEFINED).then(|| at + length as usize),
+                            pixel_data: false,
+                            end,
                         });
                     }
                 }
@@ -224,14 +224,12 @@ pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Resul
         if vr == VR::SQ || (tag != ITEM_DELIMITER && length == UNDEFINED) {
             // A sequence; so is any other element of undefined length, and encapsulated pixel
             // data's items are its fragments.
-            if length != UNDEFINED {
-                fits(tag, length, bytes.len() - at)?;
-            }
+            let end = container_end(tag, length, at, bytes.len())?;
             expect_item = true;
             open.push(Open {
                 sequence: true,
-                pixel_data: tag == PIXEL_DATA && length == UNDEFINED,
-                end: (length != UNDEFINED).then(|| at + length as usize),
+                pixel_data: tag == PIXEL_DATA && end.is_none(),
+                end,
             });
             continue;
         }
@@ -257,6 +255,21 @@ pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Resul
         fits(tag, length, remaining)?;
         at += length as usize;
     }
+}
+
+/// Where a sequence or item whose contents start at `at` ends: nowhere for an undefined length
+/// (a delimiter closes it), else within the file's `total` bytes.
+fn container_end(
+    tag: (u16, u16),
+    length: u32,
+    at: usize,
+    total: usize,
+) -> Result<Option<usize>, String> {
+    if length == UNDEFINED {
+        return Ok(None);
+    }
+    fits(tag, length, total - at)?;
+    Ok(Some(at + length as usize))
 }
 
 /// A value of `length` bytes must fit in the `remaining` ones: dicom-rs allocates it first.
