@@ -12,8 +12,8 @@ functions first reached in the second half (libFuzzer's NEW_FUNC lines, at most 
 input; in brackets those of this crate rather than of a dependency or the standard library),
 and how the run ended. A run has plateaued when
 its last new edge came in its first half: the second half of its time found nothing. A second
-table sums each target's campaign: its time, best `cov` and the edges each doubling of the time
-has been adding.
+table sums each target's campaign: its time, executions, best `cov` and the edges each doubling
+of the time has been adding.
 """
 
 import math
@@ -112,23 +112,28 @@ def summarise(target: str, run):
 
 
 def trend(target: str, target_runs):
-    """The campaign so far for one target: total time, best `cov`, and the edges each doubling of
+    """The campaign so far for one target: total time and executions, best `cov`, and the edges each doubling of
     the fuzzing time has been adding (a least-squares fit of `cov` on the logarithm of the time,
     past the first 10 minutes). Coverage that grows like that never has a quiet second half."""
-    elapsed, best, points = 0, 0, []
+    elapsed, executions, best, points = 0, 0, 0, []
     for run in target_runs:
         start, end = window(run)
+        run_executions = 0
         for t, text in run:
+            if m := DONE.match(text):
+                run_executions = int(m[1])
             if m := STATUS.match(text):
+                run_executions = max(run_executions, int(m[1]))
                 best = max(best, int(m[3]))
                 if elapsed + t - start >= 600:
                     points.append((math.log(elapsed + t - start), best))
         elapsed += end - start
+        executions += run_executions
     per_doubling = "—"
     if len({x for x, _ in points}) > 1:
         slope = linear_regression([x for x, _ in points], [y for _, y in points]).slope
         per_doubling = f"{slope * math.log(2):,.0f}"
-    return f"| `{target}` | {elapsed / 60:.0f} min | {best:,} | {per_doubling} |"
+    return f"| `{target}` | {elapsed / 60:.0f} min | {executions:,} | {best:,} | {per_doubling} |"
 
 
 def main():
@@ -146,8 +151,8 @@ def main():
             if row:
                 print(row)
     print()
-    print("| target | fuzzing time, all runs | best `cov` | edges gained per doubling of the time |")
-    print("|---|---|---|---|")
+    print("| target | fuzzing time, all runs | executions, all runs | best `cov` | edges gained per doubling of the time |")
+    print("|---|---|---|---|---|")
     for target, target_runs in campaign.items():
         print(trend(target, target_runs))
 

@@ -169,9 +169,8 @@ impl Pipeline {
             };
             let features = pass.features.clone().narrow(0, i, 1);
             let [_, _, h, w] = features.dims();
-            let gradient = self
-                .model
-                .logit_gradient(self.model.pool(features.clone()), logit);
+            let pooled = pass.pooled.clone().narrow(0, i, 1);
+            let gradient = self.model.logit_gradient(pooled, logit);
             let raw = gradcam::raw_maps(features, gradient);
             let raw: Vec<f32> = read(raw).await?;
             let cam = gradcam::finish(&raw, (w, h), size);
@@ -286,8 +285,9 @@ pub fn decode_with_fixes(bytes: &[u8], fixes: &[Fix]) -> Result<(Decoded, f64), 
 /// One batched forward pass: the step every scoring path shares (analysis, evaluation, the OOD
 /// fit, validation while training).
 pub struct ForwardPass {
-    /// The last feature maps, kept for Grad-CAM.
+    /// The last feature maps and their pooled values, kept for Grad-CAM.
     pub features: Tensor<4>,
+    pub pooled: Tensor<2>,
     /// Per image, the class probabilities then the embedding (pooled features, then the first
     /// transition's channel statistics): one tensor, so that a GPU
     /// reads both back in one round trip.
@@ -301,9 +301,10 @@ impl ForwardPass {
         let pooled = model.pool(features.clone());
         let probabilities = probabilities(model.logits(pooled.clone()));
         let classes = probabilities.dims()[1];
-        let rows = Tensor::cat(vec![probabilities, pooled, appearance], 1);
+        let rows = Tensor::cat(vec![probabilities, pooled.clone(), appearance], 1);
         Self {
             features,
+            pooled,
             rows,
             classes,
         }

@@ -25,9 +25,12 @@
 
 pub mod ppca;
 
-use crate::tensor_bytes::{HashMismatch, check_sha256, f32s, le_bytes};
+use crate::tensor_bytes::{
+    ContainerTensor, HashMismatch, check_sha256, container_metadata, f32s, format_of,
+    serialise_container,
+};
 use image::DynamicImage;
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -117,24 +120,16 @@ impl OodStats {
     }
 
     /// This group's tensors, names prefixed by `prefix`.
-    fn tensors(&self, prefix: &str) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    fn tensors(&self, prefix: &str) -> Vec<ContainerTensor> {
         let (d, k) = (self.dim(), self.rank());
         vec![
-            (format!("{prefix}mean"), vec![d], le_bytes(&self.mean)),
-            (
-                format!("{prefix}components"),
-                vec![k, d],
-                le_bytes(&self.components),
-            ),
-            (
-                format!("{prefix}variances"),
-                vec![k],
-                le_bytes(&self.variances),
-            ),
-            (
+            ContainerTensor::f32(format!("{prefix}mean"), vec![d], &self.mean),
+            ContainerTensor::f32(format!("{prefix}components"), vec![k, d], &self.components),
+            ContainerTensor::f32(format!("{prefix}variances"), vec![k], &self.variances),
+            ContainerTensor::f32(
                 format!("{prefix}residual_variance"),
                 vec![1],
-                le_bytes(&[self.residual_variance]),
+                &[self.residual_variance],
             ),
         ]
     }
@@ -142,7 +137,7 @@ impl OodStats {
     /// Serialises to the one-group container (tensors `mean`, `components`, `variances`,
     /// `residual_variance`; metadata `format`).
     pub fn to_bytes(&self) -> Vec<u8> {
-        serialise(self.tensors(""), FORMAT, None)
+        serialise(&self.tensors(""), FORMAT, None)
     }
 
     /// Reads a one-group container, checking every shape and value.
@@ -151,7 +146,7 @@ impl OodStats {
         let format = format_of(&metadata);
         if format != FORMAT {
             return Err(OodError::Format {
-                found: format,
+                found: format.into(),
                 expected: FORMAT.into(),
             });
         }
@@ -212,39 +207,20 @@ impl OodStats {
 }
 
 /// A safetensors container of `tensors` with the `format` (and optional `parts`) metadata.
-fn serialise(
-    tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
-    format: &str,
-    parts: Option<usize>,
-) -> Vec<u8> {
-    let views: Vec<(&str, TensorView)> = tensors
-        .iter()
-        .map(|(name, shape, data)| {
-            (
-                name.as_str(),
-                TensorView::new(Dtype::F32, shape.clone(), data).expect("consistent tensor"),
-            )
-        })
-        .collect();
+fn serialise(tensors: &[ContainerTensor], format: &str, parts: Option<usize>) -> Vec<u8> {
     let mut metadata = HashMap::from([("format".to_string(), format.to_string())]);
     if let Some(parts) = parts {
         metadata.insert("parts".into(), parts.to_string());
     }
-    safetensors::serialize(views, Some(metadata)).expect("serialising in memory cannot fail")
+    serialise_container(tensors, metadata)
 }
 
 /// The container's metadata (empty when it has none) and its tensors.
 fn open(bytes: &[u8]) -> Result<(HashMap<String, String>, SafeTensors<'_>), OodError> {
-    let (_, meta) =
-        SafeTensors::read_metadata(bytes).map_err(|e| OodError::Container(e.to_string()))?;
-    let metadata = meta.metadata().clone().unwrap_or_default();
-    let st = SafeTensors::deserialize(bytes).map_err(|e| OodError::Container(e.to_string()))?;
-    Ok((metadata, st))
-}
-
-/// The `format` entry of a container's metadata ("" without one).
-fn format_of(metadata: &HashMap<String, String>) -> String {
-    metadata.get("format").cloned().unwrap_or_default()
+    let container = |e: safetensors::SafeTensorError| OodError::Container(e.to_string());
+    let metadata = container_metadata(bytes).map_err(container)?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(container)?;
+    Ok((metadata, tensors))
 }
 
 /// The fitted statistics (the `*.ood.safetensors` file next to the weights): one PPCA per
@@ -281,11 +257,11 @@ impl OodProfile {
         match self.parts.as_slice() {
             [single] => single.to_bytes(),
             parts => serialise(
-                parts
+                &parts
                     .iter()
                     .enumerate()
                     .flat_map(|(i, p)| p.tensors(&format!("{i}.")))
-                    .collect(),
+                    .collect::<Vec<_>>(),
                 FORMAT_GROUPS,
                 Some(parts.len()),
             ),
@@ -296,7 +272,7 @@ impl OodProfile {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, OodError> {
         let (metadata, st) = open(bytes)?;
         let format = format_of(&metadata);
-        match format.as_str() {
+        match format {
             FORMAT => Ok(Self {
                 parts: vec![OodStats::read(&st, "")?],
             }),
@@ -316,7 +292,7 @@ impl OodProfile {
                 Ok(Self { parts })
             }
             _ => Err(OodError::Format {
-                found: format,
+                found: format.into(),
                 expected: format!("{FORMAT} or {FORMAT_GROUPS}"),
             }),
         }
@@ -549,17 +525,10 @@ mod tests {
             Err(OodError::Container(_))
         ));
         // A weights file is not a statistics file.
-        let other = safetensors::serialize(
-            [(
-                "mean",
-                TensorView::new(Dtype::F32, vec![1], &[0u8; 4]).unwrap(),
-            )],
-            Some(HashMap::from([(
-                "format".to_string(),
-                "pneumoscope-int8-v1".to_string(),
-            )])),
-        )
-        .unwrap();
+        let other = serialise_container(
+            &[ContainerTensor::f32("mean", vec![1], &[0.0])],
+            HashMap::from([("format".to_string(), "pneumoscope-int8-v1".to_string())]),
+        );
         assert!(matches!(
             OodStats::from_bytes(&other),
             Err(OodError::Format { .. })

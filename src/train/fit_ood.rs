@@ -340,22 +340,13 @@ pub fn fit_and_record(
 
 /// The training and validation features as safetensors (`train`, `val`), for analysis.
 pub fn save_features(path: &Path, fitted: &Fitted) -> anyhow::Result<()> {
-    use crate::tensor_bytes::le_bytes;
-    use safetensors::{Dtype, tensor::TensorView};
-    let flat = |rows: &[Vec<f32>]| le_bytes(&rows.concat());
+    use crate::tensor_bytes::{ContainerTensor, serialise_container};
     let dim = fitted.profile.dim();
-    let (train, val) = (flat(&fitted.train), flat(&fitted.val));
-    let views = [
-        (
-            "train",
-            TensorView::new(Dtype::F32, vec![fitted.train.len(), dim], &train)?,
-        ),
-        (
-            "val",
-            TensorView::new(Dtype::F32, vec![fitted.val.len(), dim], &val)?,
-        ),
-    ];
-    std::fs::write(path, safetensors::serialize(views, None)?)
+    let matrix = |name: &str, rows: &[Vec<f32>]| {
+        ContainerTensor::f32(name, vec![rows.len(), dim], &rows.concat())
+    };
+    let tensors = [matrix("train", &fitted.train), matrix("val", &fitted.val)];
+    std::fs::write(path, serialise_container(&tensors, Default::default()))
         .with_context(|| format!("writing {}", path.display()))
 }
 

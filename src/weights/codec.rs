@@ -5,12 +5,14 @@
 
 use super::{WeightsError, describe_mismatch};
 use crate::model::{DenseNet, DenseNetConfig};
-use crate::tensor_bytes::{f32s, le_bytes};
+use crate::tensor_bytes::{
+    ContainerTensor, container_metadata, f32s, format_of, serialise_container,
+};
 use burn::prelude::*;
 use burn::store::ModuleSnapshot;
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::tensor::{Bytes, DType};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 
 pub const FORMAT_INT8: &str = "pneumoscope-int8-v1";
@@ -61,12 +63,6 @@ pub fn dequantize_rows(q: &[i8], scales: &[f32]) -> Vec<f32> {
 
 /// Serialises the model (in validation mode, any device) to the container.
 pub fn encode(model: &DenseNet, precision: Precision) -> Vec<u8> {
-    struct Entry {
-        name: String,
-        dtype: Dtype,
-        shape: Vec<usize>,
-        data: Vec<u8>,
-    }
     let mut entries = Vec::new();
     for tensor in model.valid().collect(None, None, false) {
         let (name, dtype, shape, _, bytes) = tensor.into_parts().expect("resident tensor");
@@ -78,50 +74,29 @@ pub fn encode(model: &DenseNet, precision: Precision) -> Vec<u8> {
         if precision == Precision::Int8 && shape.len() == 4 {
             let (q, scales) = quantize_rows(&values, shape[0]);
             let data = q.iter().map(|v| *v as u8).collect();
-            entries.push(Entry {
-                name: format!("{name}{SCALE_SUFFIX}"),
-                dtype: Dtype::F32,
-                shape: vec![shape[0]],
-                data: le_bytes(&scales),
-            });
-            entries.push(Entry {
+            entries.push(ContainerTensor::f32(
+                format!("{name}{SCALE_SUFFIX}"),
+                vec![shape[0]],
+                &scales,
+            ));
+            entries.push(ContainerTensor {
                 name,
                 dtype: Dtype::I8,
                 shape,
                 data,
             });
         } else {
-            entries.push(Entry {
-                name,
-                dtype: Dtype::F32,
-                shape,
-                data: le_bytes(&values),
-            });
+            entries.push(ContainerTensor::f32(name, shape, &values));
         }
     }
-    let views: Vec<(String, TensorView)> = entries
-        .iter()
-        .map(|e| {
-            (
-                e.name.clone(),
-                TensorView::new(e.dtype, e.shape.clone(), &e.data).expect("consistent tensor"),
-            )
-        })
-        .collect();
     let metadata = HashMap::from([("format".to_string(), precision.format().to_string())]);
-    safetensors::serialize(views, Some(metadata)).expect("serialising in memory cannot fail")
+    serialise_container(&entries, metadata)
 }
 
 /// True when `bytes` are one of our containers (int8 or f32), as opposed to e.g. a PyTorch checkpoint.
 pub fn is_container(bytes: &[u8]) -> bool {
-    SafeTensors::read_metadata(bytes)
-        .ok()
-        .and_then(|(_, meta)| {
-            meta.metadata()
-                .as_ref()
-                .and_then(|m| m.get("format").cloned())
-        })
-        .is_some_and(|f| f == FORMAT_INT8 || f == FORMAT_F32)
+    container_metadata(bytes)
+        .is_ok_and(|metadata| [FORMAT_INT8, FORMAT_F32].contains(&format_of(&metadata)))
 }
 
 /// Reads a container (int8 or f32) into a freshly built model of `config` on `device`.
@@ -155,16 +130,11 @@ pub(crate) fn f32_tensor(name: String, shape: Vec<usize>, values: Vec<f32>) -> P
 
 /// Every tensor of the container as f32, ready for `ModuleSnapshot::apply`.
 fn dequantized_tensors(bytes: &[u8]) -> Result<Vec<PackTensor>, WeightsError> {
-    let (_, meta) =
-        SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::Container(e.to_string()))?;
-    let format = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("format").cloned())
-        .unwrap_or_default();
+    let metadata = container_metadata(bytes).map_err(|e| WeightsError::Container(e.to_string()))?;
+    let format = format_of(&metadata);
     if format != FORMAT_INT8 && format != FORMAT_F32 {
         return Err(WeightsError::Format {
-            found: format,
+            found: format.into(),
             expected: FORMAT_INT8.into(),
         });
     }
