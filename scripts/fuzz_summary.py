@@ -13,7 +13,8 @@ input; in brackets those of this crate rather than of a dependency or the standa
 and how the run ended. A run has plateaued when
 its last new edge came in its first half: the second half of its time found nothing. A second
 table sums each target's campaign: its time, executions, best `cov` and the edges each doubling
-of the time has been adding.
+of the time has been adding, and how long the campaign would have to run before a one-hour run
+found nothing in its second half if it goes on growing that way.
 """
 
 import math
@@ -129,11 +130,21 @@ def trend(target: str, target_runs):
                     points.append((math.log(elapsed + t - start), best))
         elapsed += end - start
         executions += run_executions
-    per_doubling = "—"
+    per_doubling, needed = "—", "—"
     if len({x for x, _ in points}) > 1:
         slope = linear_regression([x for x, _ in points], [y for _, y in points]).slope
         per_doubling = f"{slope * math.log(2):,.0f}"
-    return f"| `{target}` | {elapsed / 60:.0f} min | {executions:,} | {best:,} | {per_doubling} |"
+        if slope > 0:
+            needed = f"{quiet_after(slope, 3600) / 3600:,.0f} h"
+    return f"| `{target}` | {elapsed / 60:.0f} min | {executions:,} | {best:,} | {per_doubling} | {needed} |"
+
+
+def quiet_after(slope: float, run: float) -> float:
+    """The fuzzing time t0 after which a run of `run` seconds is expected to find less than one
+    edge in its second half, if `cov` goes on growing as `slope` × ln(time):
+    slope × ln((t0 + run) / (t0 + run / 2)) < 1."""
+    q = math.exp(1 / slope)
+    return max(0.0, run * (1 - q / 2) / (q - 1))
 
 
 def main():
@@ -151,8 +162,11 @@ def main():
             if row:
                 print(row)
     print()
-    print("| target | fuzzing time, all runs | executions, all runs | best `cov` | edges gained per doubling of the time |")
-    print("|---|---|---|---|---|")
+    print(
+        "| target | fuzzing time, all runs | executions, all runs | best `cov` | edges gained per doubling of the time "
+        "| fuzzing before a 1-hour run would have a quiet second half, projected |"
+    )
+    print("|---|---|---|---|---|---|")
     for target, target_runs in campaign.items():
         print(trend(target, target_runs))
 
