@@ -23,6 +23,7 @@ import numpy as np
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "keras")
 STEM, GROWTH, BOTTLENECK = 4, 2, 4
+HEAD = 4  # the widest a head Dense layer stays
 BLOCK = re.compile(r"conv(\d)_block(\d+)_(\d)_(bn|conv)$")
 POOL = re.compile(r"pool(\d)_(bn|conv)$")
 
@@ -60,9 +61,9 @@ def shrink(shape, layer, width, features, dense_inputs):
         return (w,)
     if len(shape) == 2:  # a head Dense: its input is the last width
         inputs = dense_inputs.get(layer, features)
-        return (inputs, min(shape[1], 4))
+        return (inputs, min(shape[1], HEAD))
     if len(shape) == 1:
-        return (min(shape[0], 4),)
+        return (min(shape[0], HEAD),)
     return shape
 
 
@@ -108,7 +109,7 @@ def rewrite(src, dst, saved=None):
     for path in sorted("/".join(n) for n in names):
         layer = layer_of(path, saved)
         if layer not in width and isinstance(src[path], h5py.Dataset) and len(src[path].shape) == 2:
-            dense_inputs[layer], inputs = inputs, min(src[path].shape[1], 4)
+            dense_inputs[layer], inputs = inputs, min(src[path].shape[1], HEAD)
     rng = np.random.default_rng(7)
 
     def copy(name, obj):
