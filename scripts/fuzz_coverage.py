@@ -10,6 +10,13 @@ written by then, told by their modification time, plus the seed folders the run 
 target's fuzz binary with `-runs=0 -print_coverage=1`, and sums the covered edges of the
 functions whose source lies in this crate's `src/` apart from all the others.
 
+Those sums move by a few edges between two replays of the same files: a function's edges include
+code inlined into it (hashbrown's probing, whose branches follow the process's random hash seed).
+The last column is exact: libFuzzer lists every edge a reached function has not taken yet
+(`UNCOVERED_PC`, at the innermost inlined source line), so the edges located in our `src/` that a
+reached function took in the second half are how many fewer of its untaken edges lie there at the
+end than at half time; a function of ours first reached in the second half counts apart.
+
 scripts/fuzz.sh runs with `-reduce_inputs=0`, so no corpus file is deleted and the snapshots are
 exact. Runs without it (libFuzzer's default replaces a file by a smaller one with the same
 coverage) can miss in an early snapshot a file that existed then: an early count can only be too
@@ -29,7 +36,9 @@ from fuzz_summary import DONE, runs, window
 ROOT = Path(__file__).resolve().parent.parent
 BINARIES = ROOT / "fuzz/target/x86_64-unknown-linux-gnu/release"
 FOUND = re.compile(r"INFO:\s+\d+ files found in (\S+)")
-FUNC = re.compile(r"^COVERED_FUNC: hits: \d+ edges: (\d+)/\d+ (.*) (\S+):\d+$")
+FUNC = re.compile(r"^COVERED_FUNC: hits: \d+ edges: (\d+)/(\d+) (.*) ((\S+):\d+)$")
+UNTAKEN = re.compile(r"^\s+UNCOVERED_PC: (\S+):\d+$")
+OURS = str(ROOT / "src") + "/"
 
 
 def folders(run):
@@ -49,24 +58,39 @@ def snapshot(corpus: Path, until: float, into: Path):
 
 
 def edges(target: str, inputs):
-    """Covered edges of this crate's functions, and of all functions, after replaying `inputs`."""
+    """Covered edges of this crate's functions, of all functions, per function of ours, and per
+    reached function (any crate's) its untaken edges located in our `src/`, after replaying `inputs`."""
     replay = subprocess.run(
         [BINARIES / target, "-runs=0", "-print_coverage=1", "-detect_leaks=0",
          "-rss_limit_mb=2048", "-timeout=5", *map(str, inputs)],
         capture_output=True, text=True, errors="replace", check=False,
     )
     ours = everything = 0
-    functions = {}
+    functions, untaken, current = {}, {}, None
     for line in replay.stderr.splitlines():
         if m := FUNC.match(line):
             covered = int(m[1])
             everything += covered
-            if m[3].startswith(str(ROOT / "src") + "/"):
+            # Generic copies can share a name and line: the key tells them apart in order.
+            current = next(k for n in range(len(untaken) + 1)
+                           if (k := (m[3], m[4], m[2], n)) not in untaken)
+            untaken[current] = 0
+            if m[5].startswith(OURS):
                 ours += covered
-                functions[m[2]] = functions.get(m[2], 0) + covered
+                functions[m[3]] = functions.get(m[3], 0) + covered
+        elif (m := UNTAKEN.match(line)) and current and m[1].startswith(OURS):
+            untaken[current] += 1
     if not everything:
         raise SystemExit(f"{target}: the replay printed no coverage:\n{replay.stderr[-2000:]}")
-    return ours, everything, functions
+    return ours, everything, functions, untaken
+
+
+def taken_in_our_source(at_half, at_end):
+    """Edges located in our `src/` taken between two replays by functions reached in both, and
+    our functions first reached in the second (their own edges there are not listed)."""
+    taken = sum(max(0, at_half[f] - n) for f, n in at_end.items() if f in at_half)
+    new = sorted({f[0] for f in at_end if f not in at_half and f[1].startswith(OURS)})
+    return taken, new
 
 
 def report(target: str, run, corpora):
@@ -79,12 +103,14 @@ def report(target: str, run, corpora):
         with tempfile.TemporaryDirectory(dir=Path(corpus).parent) as held:
             snapshot(Path(corpus), until, Path(held))
             counts.append(edges(target, [held, *seeds]))
-    (ours0, all0, _), (ours1, all1, at_half), (ours2, all2, at_end) = counts
+    (ours0, all0, _, _), (ours1, all1, at_half, untaken1), (ours2, all2, at_end, untaken2) = counts
     grew = sorted(f for f in at_end if at_end[f] > at_half.get(f, 0))
+    taken, new = taken_in_our_source(untaken1, untaken2)
+    exact = f"{taken}" + (f", and new functions of ours: {', '.join(new)}" if new else "")
     minutes = (end - start) / 60
     print(
         f"| `{target}` | {minutes:.0f} min | {ours0:,} → {ours1:,} → {ours2:,} "
-        f"| {all0:,} → {all1:,} → {all2:,} | {', '.join(grew) or 'none'} |",
+        f"| {all0:,} → {all1:,} → {all2:,} | {', '.join(grew) or 'none'} | {exact} |",
         flush=True,
     )
 
@@ -98,9 +124,10 @@ def main():
     args = parser.parse_args()
     print(
         "| target | run | edges of this crate: start → half → end "
-        "| all edges: start → half → end | our functions that gained edges in the second half |"
+        "| all edges: start → half → end | our functions that gained edges in the second half "
+        "| edges in our source taken in the second half (exact) |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for target in args.targets:
         finished = [run for run in runs(args.folder / f"{target}.log")
                     if any(DONE.match(text) for _, text in run)]

@@ -143,8 +143,12 @@ fn dequantized_tensors(bytes: &[u8]) -> Result<Vec<PackTensor>, WeightsError> {
         name: name.into(),
         why: why.into(),
     };
+    // safetensors lists tensors in hash order, which changes from run to run: sorted, a file
+    // with several bad tensors always names the same one.
+    let mut tensors = st.tensors();
+    tensors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
-    for (name, view) in st.tensors() {
+    for (name, view) in tensors {
         if name.ends_with(SCALE_SUFFIX) {
             continue;
         }
@@ -239,5 +243,29 @@ mod tests {
         let other = DenseNetConfig::tiny(3);
         let err = decode(&bytes, &other, &device).unwrap_err().to_string();
         assert!(err.contains("classifier"), "{err}");
+    }
+
+    #[test]
+    fn the_same_bad_file_always_gets_the_same_error() {
+        let (config, _, device) = tiny();
+        // Eight int8 tensors, none with its scales: each one alone is an error.
+        let tensors: Vec<_> = "abcdefgh"
+            .chars()
+            .map(|c| ContainerTensor {
+                name: format!("{c}.weight"),
+                dtype: Dtype::I8,
+                shape: vec![2],
+                data: vec![1, 2],
+            })
+            .collect();
+        let metadata = HashMap::from([("format".to_string(), FORMAT_INT8.to_string())]);
+        let bytes = serialise_container(&tensors, metadata);
+        for _ in 0..8 {
+            let err = decode(&bytes, &config, &device).unwrap_err();
+            assert!(
+                matches!(&err, WeightsError::Tensor { name, .. } if name == "a.weight"),
+                "{err}"
+            );
+        }
     }
 }
