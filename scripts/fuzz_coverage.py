@@ -1,6 +1,6 @@
 """How many edges of this crate's own code each fuzzing run reached, and when (docs/fuzzing.md).
 
-    python3 scripts/fuzz_coverage.py runs/fuzz TARGET [TARGET ...] [--corpora DIR]
+    python3 scripts/fuzz_coverage.py runs/fuzz TARGET [TARGET ...] [--corpora DIR] [--last] [--lines]
 
 libFuzzer's `cov` counts edges in the whole binary: the standard library, serde_json, dicom-rs,
 zune-jpeg, hdf5-pure... A run can go on finding edges in a dependency's parser long after it
@@ -16,6 +16,7 @@ The last column is exact: libFuzzer lists every edge a reached function has not 
 (`UNCOVERED_PC`, at the innermost inlined source line), so the edges located in our `src/` that a
 reached function took in the second half are how many fewer of its untaken edges lie there at the
 end than at half time; a function of ours first reached in the second half counts apart.
+`--lines` lists the source lines of those edges under the table.
 
 scripts/fuzz.sh runs with `-reduce_inputs=0`, so no corpus file is deleted and the snapshots are
 exact. Runs without it (libFuzzer's default replaces a file by a smaller one with the same
@@ -28,6 +29,7 @@ import argparse
 import os
 import re
 import subprocess
+from collections import Counter
 import tempfile
 from pathlib import Path
 
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BINARIES = ROOT / "fuzz/target/x86_64-unknown-linux-gnu/release"
 FOUND = re.compile(r"INFO:\s+\d+ files found in (\S+)")
 FUNC = re.compile(r"^COVERED_FUNC: hits: \d+ edges: (\d+)/(\d+) (.*) ((\S+):\d+)$")
-UNTAKEN = re.compile(r"^\s+UNCOVERED_PC: (\S+):\d+$")
+UNTAKEN = re.compile(r"^\s+UNCOVERED_PC: ((\S+):\d+)$")
 OURS = str(ROOT / "src") + "/"
 
 
@@ -74,26 +76,29 @@ def edges(target: str, inputs):
             # Generic copies can share a name and line: the key tells them apart in order.
             current = next(k for n in range(len(untaken) + 1)
                            if (k := (m[3], m[4], m[2], n)) not in untaken)
-            untaken[current] = 0
+            untaken[current] = Counter()
             if m[5].startswith(OURS):
                 ours += covered
                 functions[m[3]] = functions.get(m[3], 0) + covered
-        elif (m := UNTAKEN.match(line)) and current and m[1].startswith(OURS):
-            untaken[current] += 1
+        elif (m := UNTAKEN.match(line)) and current and m[2].startswith(OURS):
+            untaken[current][m[1].removeprefix(OURS)] += 1
     if not everything:
         raise SystemExit(f"{target}: the replay printed no coverage:\n{replay.stderr[-2000:]}")
     return ours, everything, functions, untaken
 
 
 def taken_in_our_source(at_half, at_end):
-    """Edges located in our `src/` taken between two replays by functions reached in both, and
-    our functions first reached in the second (their own edges there are not listed)."""
-    taken = sum(max(0, at_half[f] - n) for f, n in at_end.items() if f in at_half)
+    """Source lines (in our `src/`) of the edges taken between two replays by functions reached in
+    both, and our functions first reached in the second (their own edges there are not listed)."""
+    taken = Counter()
+    for f, lines in at_end.items():
+        if f in at_half:
+            taken += at_half[f] - lines
     new = sorted({f[0] for f in at_end if f not in at_half and f[1].startswith(OURS)})
     return taken, new
 
 
-def report(target: str, run, corpora):
+def report(target: str, run, corpora, lines=False):
     start, end = window(run)
     corpus, seeds = folders(run)
     if corpora:
@@ -106,13 +111,16 @@ def report(target: str, run, corpora):
     (ours0, all0, _, _), (ours1, all1, at_half, untaken1), (ours2, all2, at_end, untaken2) = counts
     grew = sorted(f for f in at_end if at_end[f] > at_half.get(f, 0))
     taken, new = taken_in_our_source(untaken1, untaken2)
-    exact = f"{taken}" + (f", and new functions of ours: {', '.join(new)}" if new else "")
+    exact = f"{taken.total()}" + (f", and new functions of ours: {', '.join(new)}" if new else "")
     minutes = (end - start) / 60
     print(
         f"| `{target}` | {minutes:.0f} min | {ours0:,} → {ours1:,} → {ours2:,} "
         f"| {all0:,} → {all1:,} → {all2:,} | {', '.join(grew) or 'none'} | {exact} |",
         flush=True,
     )
+    if lines and taken:
+        where = ", ".join(f"{line} ({n})" if n > 1 else line for line, n in sorted(taken.items()))
+        print(f"\n`{target}`, edges in our source taken in the second half: {where}\n", flush=True)
 
 
 def main():
@@ -121,6 +129,7 @@ def main():
     parser.add_argument("targets", nargs="+")
     parser.add_argument("--corpora", type=Path, help="a copy of the corpus folders to read instead")
     parser.add_argument("--last", action="store_true", help="only each target's last finished run")
+    parser.add_argument("--lines", action="store_true", help="list where those exact edges lie")
     args = parser.parse_args()
     print(
         "| target | run | edges of this crate: start → half → end "
@@ -132,7 +141,7 @@ def main():
         finished = [run for run in runs(args.folder / f"{target}.log")
                     if any(DONE.match(text) for _, text in run)]
         for run in finished[-1:] if args.last else finished:
-            report(target, run, args.corpora)
+            report(target, run, args.corpora, args.lines)
 
 
 if __name__ == "__main__":
