@@ -461,6 +461,10 @@ fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
             "tests/fuzz/decode/item-outside-a-sequence-hid-a-3.8-GB-length.dcm".into(),
             "element (0038,0000) declares 3774863615 bytes but only 12641 follow",
         ),
+        (
+            "tests/fuzz/decode/meta-element-straddling-the-group-end-2.9-GB.dcm".into(),
+            "file meta information: element (0002,0003) declares 2922524209 bytes but only 13332 follow",
+        ),
     ];
     let mut args: Vec<&str> = cases.iter().map(|(file, _)| file.as_str()).collect();
     // Not errors: the text chunk is not inflated and the restart markers are skipped; each

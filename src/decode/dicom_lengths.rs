@@ -94,19 +94,20 @@ fn value_size(vr: VR) -> Option<u32> {
 }
 
 /// Checks the file meta information (`bytes` starts after "DICM"): the group length, then
-/// every element it covers, whatever its group (dicom-rs reads them all), then the group-2
-/// elements that follow if the group length undercounts.
+/// every element that starts inside it, whatever its group (dicom-rs reads them all, the last
+/// one to its end even past the group), then the group-2 elements that follow if the group
+/// length undercounts.
 pub fn check_meta(bytes: &[u8]) -> Result<(), String> {
     let meta = Encoding::META;
     if bytes.len() >= 12 && (meta.u16_at(bytes, 0), meta.u16_at(bytes, 2)) == (0x0002, 0x0000) {
         let group_length = meta.u32_at(bytes, 8) as usize;
-        let covered = bytes.get(12..12 + group_length).ok_or_else(|| {
-            format!(
+        if group_length > bytes.len() - 12 {
+            return Err(format!(
                 "group 0002 declares {group_length} bytes but only {} follow",
                 bytes.len() - 12
-            )
-        })?;
-        check(covered, meta, None)?;
+            ));
+        }
+        walk(&bytes[12..], meta, None, group_length)?;
     }
     check(bytes, meta, Some(0x0002))
 }
@@ -128,6 +129,16 @@ struct Open {
 /// element is expected is a plain element to dicom-rs, whose value it skips; descending into
 /// it, as the walk once did, checked other headers than the ones dicom-rs then read.
 pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Result<(), String> {
+    walk(bytes, encoding, only_group, usize::MAX)
+}
+
+/// [`check`], ending at the first header that starts at `stop` or later.
+fn walk(
+    bytes: &[u8],
+    encoding: Encoding,
+    only_group: Option<u16>,
+    stop: usize,
+) -> Result<(), String> {
     let mut at = 0;
     let mut open: Vec<Open> = Vec::new();
     let mut expect_item = false;
@@ -147,7 +158,7 @@ pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Resul
                 std::cmp::Ordering::Greater => break,
             }
         }
-        if at + 8 > bytes.len() {
+        if at + 8 > bytes.len() || at >= stop {
             return Ok(());
         }
         elements += 1;
@@ -314,6 +325,26 @@ mod tests {
         let err = check(&lying, LE, None).unwrap_err();
         assert!(
             err.starts_with("element (7FE0,0010) declares 4294967280 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_element_that_starts_inside_the_meta_group_is_checked_to_its_end() {
+        // dicom-rs reads elements while it has read fewer bytes than the group length says,
+        // so the element starting at its last bytes is read whole (found by fuzzing: 2.9 GB).
+        let version = element((0x0002, 0x0001), b"OB", &[0, 1]);
+        let mut lying = element((0x0002, 0x0003), b"UN", b"1.2");
+        lying[8..12].copy_from_slice(&0xAE32_2E31u32.to_le_bytes());
+        let group = element(
+            (0x0002, 0x0000),
+            b"UL",
+            &(version.len() as u32 + 4).to_le_bytes(),
+        );
+        let meta = [group, version, lying].concat();
+        let err = check_meta(&meta).unwrap_err();
+        assert!(
+            err.contains("(0002,0003) declares 2922524209 bytes"),
             "{err}"
         );
     }
