@@ -29,8 +29,8 @@ import argparse
 import os
 import re
 import subprocess
-from collections import Counter
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from fuzz_summary import DONE, runs, window
