@@ -16,8 +16,8 @@ pub fn decode_bytes(data: &[u8]) {
 }
 
 /// Valid DICOM files to mutate, so that the fuzzer spends its time past the header checks. New
-/// ones go at the end: a corpus input whose byte 0 is below the old count keeps its fixture.
-const DICOM_SEEDS: [&[u8]; 7] = [
+/// ones go at the end (see `dicom_seed`).
+const DICOM_SEEDS: [&[u8]; 10] = [
     include_bytes!("../tests/fixtures/dicom/mono2_explicit_8bit.dcm"),
     include_bytes!("../tests/fixtures/dicom/jpeg_baseline.dcm"),
     include_bytes!("../tests/fixtures/dicom/rle_lossless.dcm"),
@@ -25,16 +25,34 @@ const DICOM_SEEDS: [&[u8]; 7] = [
     include_bytes!("../tests/fixtures/dicom/windowed_12bit.dcm"),
     include_bytes!("../tests/fixtures/dicom/implicit_16bit.dcm"),
     include_bytes!("../tests/fixtures/dicom/multiframe_2.dcm"),
+    include_bytes!("../tests/fixtures/dicom/explicit_be_16bit.dcm"),
+    include_bytes!("../tests/fixtures/dicom/jpeg_lossless_sv1_16bit.dcm"),
+    include_bytes!("../tests/fixtures/dicom/jpeg_lossless_12bit.dcm"),
 ];
 
+/// The first seven seeds, all there were until the twenty-first session.
+const FIRST_SEEDS: usize = 7;
+/// 32 × 7: below it, byte 0 picks among the first seeds exactly as before the newer ones came
+/// (`pick % 7`), so a kept corpus keeps its meaning; from it up, among the newer ones.
+const NEWER_FROM: u8 = 224;
+
+fn dicom_seed(pick: u8) -> &'static [u8] {
+    let index = match pick.checked_sub(NEWER_FROM) {
+        None => pick as usize % FIRST_SEEDS,
+        Some(newer) => FIRST_SEEDS + newer as usize % (DICOM_SEEDS.len() - FIRST_SEEDS),
+    };
+    DICOM_SEEDS[index]
+}
+
 /// Structure-aware DICOM: byte 0 picks a valid fixture (explicit and implicit VR, JPEG baseline
-/// fragments, RLE, deflate, a VOI window, two frames), byte 1 how much of its end to cut, and each
-/// following 5-byte record `(offset u32 LE, value)` overwrites one byte of it.
+/// fragments, RLE, deflate, a VOI window, two frames, big endian, JPEG lossless), byte 1 how much
+/// of its end to cut, and each following 5-byte record `(offset u32 LE, value)` overwrites one
+/// byte of it.
 pub fn dicom_patched(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let mut file = DICOM_SEEDS[pick as usize % DICOM_SEEDS.len()].to_vec();
+    let mut file = dicom_seed(pick).to_vec();
     let Some((&cut, patches)) = rest.split_first() else {
         return;
     };
@@ -111,4 +129,25 @@ pub fn ood_statistics(data: &[u8]) {
 /// A Keras model file (`.h5` or `.keras`), as `pneumoscope import` reads it.
 pub fn keras_model(data: &[u8]) {
     let _ = crate::keras::import(data.to_vec(), &Device::flex());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_0_picks_the_first_seeds_as_before_and_reaches_every_seed() {
+        for pick in 0..NEWER_FROM {
+            let before = DICOM_SEEDS[pick as usize % FIRST_SEEDS];
+            assert_eq!(
+                dicom_seed(pick).as_ptr(),
+                before.as_ptr(),
+                "byte 0 = {pick}"
+            );
+        }
+        let reached: std::collections::HashSet<_> = (0..=u8::MAX)
+            .map(|pick| dicom_seed(pick).as_ptr())
+            .collect();
+        assert_eq!(reached.len(), DICOM_SEEDS.len());
+    }
 }

@@ -1,8 +1,8 @@
-//! DICOM input end to end, on the fixtures of tests/fixtures/make_dicom.py (real chest X-rays,
-//! fake patient identity): each decodes to exactly the grey levels of its reference PNG (JPEG
-//! baseline: within a stated tolerance), gives the same probability through the shipped model,
-//! warns where it should, refuses bad files with typed errors, and never prints who the
-//! patient is.
+//! DICOM input end to end, on the fixtures of tests/fixtures/make_dicom.py and
+//! make_dicom_codecs.py (real chest X-rays, fake patient identity): each decodes to exactly the
+//! grey levels of its reference PNG (JPEG baseline: within a stated tolerance), gives the same
+//! probability through the shipped model, warns where it should, refuses bad files with typed
+//! errors, and never prints who the patient is.
 
 mod common;
 
@@ -125,6 +125,23 @@ fn unsupported_transfer_syntax_is_named() {
     let message = err.to_string();
     assert!(
         message.contains("JPEG 2000") && message.contains("1.2.840.10008.1.2.4.90"),
+        "{message}"
+    );
+}
+
+/// 12-bit lossy JPEG (JPEG extended, process 4) is what most such radiographs hold, and the JPEG
+/// decoder has no 12-bit DCT: the refusal says so and what to export, instead of calling a valid
+/// file damaged.
+#[test]
+fn twelve_bit_lossy_jpeg_is_refused_by_name() {
+    let err = decode::decode(&bytes("jpeg_extended_12bit.dcm")).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::DicomUnsupported(_)),
+        "expected DicomUnsupported, got {err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("12-bit lossy JPEG") && message.contains("JPEG lossless"),
         "{message}"
     );
 }

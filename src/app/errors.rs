@@ -258,11 +258,11 @@ fn decode_message(e: &DecodeError, fr: bool) -> String {
         DecodeError::DicomTransferSyntax { name, uid } => {
             if fr {
                 format!(
-                    "Les pixels de ce fichier DICOM sont compressés en {name} ({uid}), que l'application ne sait pas décoder. Formats pris en charge : non compressé, RLE Lossless, JPEG baseline/étendu/sans perte. Exportez l'image dans l'un d'eux (ou en PNG) puis réessayez."
+                    "Les pixels de ce fichier DICOM sont compressés en {name} ({uid}), que l'application ne sait pas décoder. Formats pris en charge : non compressé, RLE Lossless, JPEG baseline/étendu 8 bits, JPEG sans perte. Exportez l'image dans l'un d'eux (ou en PNG) puis réessayez."
                 )
             } else {
                 format!(
-                    "This DICOM file's pixels are compressed as {name} ({uid}), which the app cannot decode. Supported: uncompressed, RLE Lossless, JPEG baseline/extended/lossless. Export the image in one of these (or as PNG) and try again."
+                    "This DICOM file's pixels are compressed as {name} ({uid}), which the app cannot decode. Supported: uncompressed, RLE Lossless, 8-bit JPEG baseline/extended, JPEG lossless. Export the image in one of these (or as PNG) and try again."
                 )
             }
         }

@@ -536,7 +536,11 @@ fn check_jpeg(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
         ));
     }
     let mut decoder = jpeg_decoder::Decoder::new(frame);
-    decoder.read_info().map_err(|e| corrupt("JPEG frame", e))?;
+    decoder.read_info().map_err(|e| match e {
+        // A valid frame the decoder lacks a feature for is not damage: say what to export instead.
+        jpeg_decoder::Error::Unsupported(feature) => unsupported_jpeg(feature),
+        e => corrupt("JPEG frame", e),
+    })?;
     let info = decoder
         .info()
         .ok_or_else(|| DecodeError::DicomCorrupt("JPEG frame: no header".into()))?;
@@ -561,6 +565,18 @@ fn check_jpeg(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
             "a {format:?} JPEG frame with Bits Allocated {bits}"
         ))),
     }
+}
+
+fn unsupported_jpeg(feature: jpeg_decoder::UnsupportedFeature) -> DecodeError {
+    use jpeg_decoder::UnsupportedFeature::SamplePrecision;
+    let what = match feature {
+        // JPEG extended (process 4): what most 12-bit lossy radiographs use.
+        SamplePrecision(12) => "12-bit lossy JPEG (JPEG extended)".to_string(),
+        feature => format!("a JPEG feature this app's decoder lacks ({feature:?})"),
+    };
+    DecodeError::DicomUnsupported(format!(
+        "its pixels are {what}; export the image uncompressed, as JPEG lossless or as PNG"
+    ))
 }
 
 /// Native-endian decoded samples → stored values: only Bits Stored bits, ending at High Bit,

@@ -27,7 +27,7 @@ pub enum DecodeError {
     #[error("the image file is damaged or truncated: {0}")]
     Corrupt(String),
     #[error(
-        "the DICOM pixel data is compressed as {name} ({uid}), which this app cannot decode (supported: uncompressed, RLE Lossless, JPEG baseline/extended/lossless)"
+        "the DICOM pixel data is compressed as {name} ({uid}), which this app cannot decode (supported: uncompressed, RLE Lossless, 8-bit JPEG baseline/extended, JPEG lossless)"
     )]
     DicomTransferSyntax { name: String, uid: String },
     #[error("this DICOM file cannot be analysed: {0}")]
