@@ -236,13 +236,14 @@ const checks = {
     });
   },
 
-  // DICOM files (fixtures from tests/fixtures/make_dicom.py) give the CLI's probability, show
+  // DICOM files (fixtures from tests/fixtures/make_dicom.py and make_dicom_codecs.py) give the CLI's probability, show
   // the header panel with its warnings, never show the (fake) patient, and an unsupported
   // transfer syntax is named.
   async dicom({ url }) {
     const dir = join(ROOT, 'tests/fixtures/dicom');
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-    const files = ['ct_lateral.dcm', 'IM000001', 'windowed_12bit.dcm', 'rle_lossless.dcm'].map((f) => join(dir, f));
+    const files = ['ct_lateral.dcm', 'IM000001', 'windowed_12bit.dcm', 'rle_lossless.dcm', 'explicit_be_16bit.dcm', 'jpeg_lossless_sv1_16bit.dcm']
+      .map((f) => join(dir, f));
     const cli = cliPredictions(files);
     const secrets = [manifest.patient_name, manifest.patient_id, 'Zorglub', '99173', 'ACC-7781', 'Fake General Hospital'];
     return withBrowser(async ({ page }) => {
