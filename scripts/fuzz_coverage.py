@@ -33,7 +33,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from fuzz_summary import DONE, runs, window
+from fuzz_summary import finished, runs, window
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARIES = ROOT / "fuzz/target/x86_64-unknown-linux-gnu/release"
@@ -138,9 +138,8 @@ def main():
     )
     print("|---|---|---|---|---|---|")
     for target in args.targets:
-        finished = [run for run in runs(args.folder / f"{target}.log")
-                    if any(DONE.match(text) for _, text in run)]
-        for run in finished[-1:] if args.last else finished:
+        ended = [run for run in runs(args.folder / f"{target}.log") if finished(run)]
+        for run in ended[-1:] if args.last else ended:
             report(target, run, args.corpora, args.lines)
 
 

@@ -26,6 +26,9 @@ from statistics import linear_regression
 NEW_FUNC = re.compile(r"NEW_FUNC\[\d+/\d+\]: \S+ in (.*)")
 STATUS = re.compile(r"^#(\d+)\s+(\w+)\s+cov: (\d+)")
 DONE = re.compile(r"^Done (\d+) runs in (\d+) second")
+# A run stopped by hand (SIGINT) still prints its final statistics: a finished run that short.
+INTERRUPTED = "libFuzzer: run interrupted"
+EXECUTED = re.compile(r"^stat::number_of_executed_units:\s+(\d+)")
 FAILURES = {
     "ERROR: libFuzzer: out-of-memory": "out-of-memory",
     "ERROR: libFuzzer: timeout": "timeout",
@@ -54,6 +57,11 @@ def runs(log: Path):
         yield run
 
 
+def finished(run) -> bool:
+    """Whether a run printed its final statistics: its time ran out, or it was stopped by hand."""
+    return any(DONE.match(text) or INTERRUPTED in text for _, text in run)
+
+
 def window(run):
     """When a run's fuzzing started and ended, in Unix seconds."""
     # cargo's own lines (a build before the run) are stamped too: only libFuzzer's count.
@@ -64,7 +72,7 @@ def window(run):
 def summarise(target: str, run):
     start, end = window(run)
     points = []  # (time, executions, cov)
-    executions, finished, failure = 0, False, None
+    executions, done, stopped, failure = 0, False, False, None
     replayed = None  # `cov` once the corpus was replayed (INITED), before any mutation
     artifact = ""
     for t, text in run:
@@ -74,7 +82,11 @@ def summarise(target: str, run):
             if m[2] == "INITED":
                 replayed = int(m[3])
         elif m := DONE.match(text):
-            executions, finished = int(m[1]), True
+            executions, done = int(m[1]), True
+        elif m := EXECUTED.match(text):
+            executions = int(m[1])
+        elif INTERRUPTED in text:
+            stopped = True
         for needle, what in FAILURES.items():
             if needle in text and failure is None:
                 failure = what
@@ -82,7 +94,7 @@ def summarise(target: str, run):
             artifact = text.rsplit("/", 1)[-1]
     if not points:
         return None
-    ended = failure or ("time" if finished else "no end (killed, or still running)")
+    ended = failure or ("time" if done else "stopped" if stopped else "no end (killed, or still running)")
     seconds = max(end - start, 1)
     half = start + seconds / 2
     cov_half = max((c for t, _, c in points if t <= half), default=points[0][2])
@@ -99,7 +111,7 @@ def summarise(target: str, run):
     plateau = "yes" if quiet >= seconds / 2 else "no"
     late = [m[1] for t, text in run if t > half and (m := NEW_FUNC.search(text))]
     ours = sum(1 for where in late if where.startswith("pneumoscope::"))
-    if ended != "time":
+    if ended not in ("time", "stopped"):
         plateau = "—"  # cut short: says nothing about coverage
     if artifact:
         ended = f"{ended} ({artifact})"
@@ -121,7 +133,7 @@ def trend(target: str, target_runs):
         start, end = window(run)
         run_executions = 0
         for t, text in run:
-            if m := DONE.match(text):
+            if m := DONE.match(text) or EXECUTED.match(text):
                 run_executions = int(m[1])
             if m := STATUS.match(text):
                 run_executions = max(run_executions, int(m[1]))
