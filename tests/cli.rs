@@ -398,6 +398,14 @@ fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
             "this is a zip archive, not an image",
         ),
         (
+            "tests/data/bad/jpeg_12bit.jpg".into(),
+            "the image is compressed as 12-bit lossy JPEG (JPEG extended), which this app cannot decode; save it as an 8-bit JPEG or as PNG",
+        ),
+        (
+            "tests/data/bad/jpeg_lossless.jpg".into(),
+            "the image is compressed as lossless JPEG, which this app cannot decode",
+        ),
+        (
             dir.join("missing.png").to_str().unwrap().into(),
             "cannot read the file",
         ),

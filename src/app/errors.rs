@@ -255,6 +255,17 @@ fn decode_message(e: &DecodeError, fr: bool) -> String {
                 format!("The image file is damaged or truncated ({why}).")
             }
         }
+        DecodeError::JpegUnsupported(coding) => {
+            if fr {
+                format!(
+                    "L'image est compressée en {coding}, que l'application ne sait pas décoder. Enregistrez-la en JPEG 8 bits ou en PNG puis réessayez."
+                )
+            } else {
+                format!(
+                    "The image is compressed as {coding}, which the app cannot decode. Save it as an 8-bit JPEG or as PNG and try again."
+                )
+            }
+        }
         DecodeError::DicomTransferSyntax { name, uid } => {
             if fr {
                 format!(

@@ -11,7 +11,7 @@
 
 use super::dicom_lengths::{self, Encoding};
 use super::error::DecodeError;
-use super::raster::{MAX_PIXELS, jpeg_can_fill, jpeg_is_complete};
+use super::raster::{MAX_PIXELS, jpeg_can_fill, jpeg_feature_name, jpeg_is_complete};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, FileMetaTable, InMemDicomObject};
@@ -568,14 +568,9 @@ fn check_jpeg(frame: &[u8], header: &ImageHeader) -> Result<(), DecodeError> {
 }
 
 fn unsupported_jpeg(feature: jpeg_decoder::UnsupportedFeature) -> DecodeError {
-    use jpeg_decoder::UnsupportedFeature::SamplePrecision;
-    let what = match feature {
-        // JPEG extended (process 4): what most 12-bit lossy radiographs use.
-        SamplePrecision(12) => "12-bit lossy JPEG (JPEG extended)".to_string(),
-        feature => format!("a JPEG feature this app's decoder lacks ({feature:?})"),
-    };
     DecodeError::DicomUnsupported(format!(
-        "its pixels are {what}; export the image uncompressed, as JPEG lossless or as PNG"
+        "its pixels are {}; export the image uncompressed, as JPEG lossless or as PNG",
+        jpeg_feature_name(feature)
     ))
 }
 

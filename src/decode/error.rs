@@ -27,6 +27,10 @@ pub enum DecodeError {
     #[error("the image file is damaged or truncated: {0}")]
     Corrupt(String),
     #[error(
+        "the image is compressed as {0}, which this app cannot decode; save it as an 8-bit JPEG or as PNG"
+    )]
+    JpegUnsupported(String),
+    #[error(
         "the DICOM pixel data is compressed as {name} ({uid}), which this app cannot decode (supported: uncompressed, RLE Lossless, 8-bit JPEG baseline/extended, JPEG lossless)"
     )]
     DicomTransferSyntax { name: String, uid: String },

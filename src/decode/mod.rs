@@ -151,6 +151,27 @@ mod tests {
     }
 
     #[test]
+    fn valid_jpegs_the_decoder_cannot_read_are_named_not_called_damaged() {
+        // A real baseline JPEG whose frame header is rewritten: its marker to SOF9 (arithmetic
+        // coding), or its sample precision to 12 bits. (Real 12-bit and lossless files: tests/cli.rs.)
+        let baseline = jpeg(64, 48);
+        let sof = baseline.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let mut arithmetic = baseline.clone();
+        arithmetic[sof + 1] = 0xC9;
+        let mut twelve_bit = baseline.clone();
+        twelve_bit[sof + 4] = 12;
+        for (bytes, coding) in [
+            (arithmetic, "arithmetic-coded JPEG"),
+            (twelve_bit, "12-bit lossy JPEG (JPEG extended)"),
+        ] {
+            assert_eq!(
+                image_from_bytes(&bytes),
+                Err(DecodeError::JpegUnsupported(coding.into()))
+            );
+        }
+    }
+
+    #[test]
     fn a_jpeg_too_small_for_its_declared_size_is_refused() {
         // A real 64×48 JPEG whose frame header is rewritten to 8191×5871 (48 megapixels, under the
         // pixel limit): it cannot hold one bit per 8×8 block, so it is refused before decoding.

@@ -22,6 +22,9 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
             "the JPEG ends before its end-of-image marker".into(),
         ));
     }
+    if format == ImageFormat::Jpeg {
+        check_jpeg_coding(bytes)?;
+    }
     let reader = || ImageReader::with_format(Cursor::new(bytes), format);
     if let Some((width @ 0, height) | (width, height @ 0)) = png_header_size(bytes) {
         // The PNG decoder rejects a 0-pixel header as a format error; say what it is.
@@ -55,6 +58,44 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
     reader
         .decode()
         .map_err(|e| DecodeError::Corrupt(e.to_string()))
+}
+
+/// Refuses, by name, a valid JPEG coded in a way the `image` crate's decoder lacks (it calls such
+/// a file damaged, or misreads its frame header): 12-bit lossy, lossless, arithmetic-coded or
+/// hierarchical. jpeg-decoder, the DICOM path's decoder, reads the headers up to the frame's;
+/// whatever else it cannot read is left to the `image` crate, which may decode it.
+fn check_jpeg_coding(bytes: &[u8]) -> Result<(), DecodeError> {
+    use jpeg_decoder::{CodingProcess, Error, UnsupportedFeature as Feature};
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    let coding = match decoder.read_info() {
+        Err(Error::Unsupported(
+            feature @ (Feature::SamplePrecision(_)
+            | Feature::ArithmeticEntropyCoding
+            | Feature::Hierarchical),
+        )) => jpeg_feature_name(feature),
+        Ok(()) if decoder
+            .info()
+            .is_some_and(|info| info.coding_process == CodingProcess::Lossless) =>
+        {
+            "lossless JPEG".to_string()
+        }
+        _ => return Ok(()),
+    };
+    Err(DecodeError::JpegUnsupported(coding))
+}
+
+/// What a JPEG that jpeg-decoder cannot read is called, for messages that say what to export
+/// instead (plain JPEG files and DICOM JPEG frames).
+pub(crate) fn jpeg_feature_name(feature: jpeg_decoder::UnsupportedFeature) -> String {
+    use jpeg_decoder::UnsupportedFeature as Feature;
+    match feature {
+        // JPEG extended (process 4): what most 12-bit lossy radiographs use.
+        Feature::SamplePrecision(12) => "12-bit lossy JPEG (JPEG extended)".to_string(),
+        Feature::SamplePrecision(bits) => format!("{bits}-bit JPEG"),
+        Feature::ArithmeticEntropyCoding => "arithmetic-coded JPEG".to_string(),
+        Feature::Hierarchical => "hierarchical JPEG".to_string(),
+        feature => format!("a JPEG feature this app's decoder lacks ({feature:?})"),
+    }
 }
 
 /// Whether a JPEG of `size` bytes can hold a `width`×`height` frame: every 8×8 block of the
