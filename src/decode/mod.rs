@@ -150,6 +150,32 @@ mod tests {
         );
     }
 
+    /// An APP1 segment holding only an EXIF Orientation tag (big-endian TIFF, one IFD entry).
+    fn exif_orientation(value: u16) -> Vec<u8> {
+        let mut body = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+        body.extend(value.to_be_bytes());
+        body.extend([0; 6]); // value padding, then no next IFD
+        let mut segment = vec![0xFF, 0xE1];
+        segment.extend((body.len() as u16 + 2).to_be_bytes());
+        segment.extend(body);
+        segment
+    }
+
+    #[test]
+    fn a_jpeg_is_turned_as_its_exif_orientation_says() {
+        let plain = jpeg(64, 48);
+        let upright = image_from_bytes(&plain).unwrap();
+        // 6: shown a quarter turn clockwise from how it is stored; 3: upside down; 1: as stored.
+        for (value, expected) in [
+            (6, upright.rotate90()),
+            (3, upright.rotate180()),
+            (1, upright.clone()),
+        ] {
+            let turned = [&plain[..2], &exif_orientation(value), &plain[2..]].concat();
+            assert_eq!(image_from_bytes(&turned).unwrap(), expected, "orientation {value}");
+        }
+    }
+
     #[test]
     fn valid_jpegs_the_decoder_cannot_read_are_named_not_called_damaged() {
         // A real baseline JPEG whose frame header is rewritten: its marker to SOF9 (arithmetic

@@ -1,7 +1,7 @@
 //! PNG and JPEG bytes → an image, with the size limit checked from the header first.
 
 use super::error::DecodeError;
-use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use std::io::Cursor;
 
 /// Images above this many pixels are refused before decoding (a 60-megapixel scan would need
@@ -30,9 +30,7 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
         // The PNG decoder rejects a 0-pixel header as a format error; say what it is.
         return Err(DecodeError::NoPixels { width, height });
     }
-    let (width, height) = reader()
-        .into_dimensions()
-        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let (width, height) = reader().into_dimensions().map_err(corrupt)?;
     let pixels = width as u64 * height as u64;
     if pixels == 0 {
         return Err(DecodeError::NoPixels { width, height });
@@ -53,11 +51,20 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
     let mut limits = Limits::default();
     // 16-bit RGBA at the pixel limit, plus slack for the decoder's own buffers.
     limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
-    let mut reader = reader();
-    reader.limits(limits);
-    reader
-        .decode()
-        .map_err(|e| DecodeError::Corrupt(e.to_string()))
+    let mut decoder = reader().into_decoder().map_err(corrupt)?;
+    limits.reserve(decoder.total_bytes()).map_err(corrupt)?;
+    decoder.set_limits(limits).map_err(corrupt)?;
+    // Browsers and viewers show a photo turned as its EXIF Orientation says (phones and some
+    // exports write one): the model, and the heatmap drawn over the browser's picture, must see
+    // the image the same way up.
+    let orientation = decoder.orientation().map_err(corrupt)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+fn corrupt(error: image::ImageError) -> DecodeError {
+    DecodeError::Corrupt(error.to_string())
 }
 
 /// Refuses, by name, a valid JPEG coded in a way the `image` crate's decoder lacks (it calls such
