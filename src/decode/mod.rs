@@ -172,19 +172,24 @@ mod tests {
             (1, upright.clone()),
         ] {
             let turned = [&plain[..2], &exif_orientation(value), &plain[2..]].concat();
-            assert_eq!(image_from_bytes(&turned).unwrap(), expected, "orientation {value}");
+            assert_eq!(
+                image_from_bytes(&turned).unwrap(),
+                expected,
+                "orientation {value}"
+            );
         }
     }
 
     #[test]
     fn valid_jpegs_the_decoder_cannot_read_are_named_not_called_damaged() {
         // A real baseline JPEG whose frame header is rewritten: its marker to SOF9 (arithmetic
-        // coding), or its sample precision to 12 bits. (Real 12-bit and lossless files: tests/cli.rs.)
+        // coding), or to SOF1 with a sample precision of 12 bits. (Real 12-bit and lossless files: tests/cli.rs.)
         let baseline = jpeg(64, 48);
         let sof = baseline.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
         let mut arithmetic = baseline.clone();
         arithmetic[sof + 1] = 0xC9;
         let mut twelve_bit = baseline.clone();
+        twelve_bit[sof + 1] = 0xC1; // extended: baseline allows only 8 bits
         twelve_bit[sof + 4] = 12;
         for (bytes, coding) in [
             (arithmetic, "arithmetic-coded JPEG"),

@@ -80,9 +80,10 @@ fn check_jpeg_coding(bytes: &[u8]) -> Result<(), DecodeError> {
             | Feature::ArithmeticEntropyCoding
             | Feature::Hierarchical),
         )) => jpeg_feature_name(feature),
-        Ok(()) if decoder
-            .info()
-            .is_some_and(|info| info.coding_process == CodingProcess::Lossless) =>
+        Ok(())
+            if decoder
+                .info()
+                .is_some_and(|info| info.coding_process == CodingProcess::Lossless) =>
         {
             "lossless JPEG".to_string()
         }
