@@ -381,6 +381,11 @@ fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
             "GIF images are not supported",
         ),
         (
+            // An iPhone photo's first box (a HEIC file's pixels are never read).
+            write("photo.heic", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"),
+            "HEIF/HEIC images are not supported (use PNG, JPEG or DICOM)",
+        ),
+        (
             write("cut.png", &xray[..xray.len() / 2]),
             "damaged or truncated",
         ),

@@ -112,6 +112,17 @@ mod tests {
             image_from_bytes(gif),
             Err(DecodeError::Unsupported("GIF".into()))
         );
+        // The first bytes of an iPhone photo (HEIC) and of a JPEG 2000 file, each named.
+        for (head, format) in [
+            (&b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"[..], "HEIF/HEIC"),
+            (b"\0\0\0\x0CjP  \r\n\x87\n\0\0\0\x14ftypjp2 ", "JPEG 2000"),
+            (b"\xFF\x4F\xFF\x51\0\x2F\0\0", "JPEG 2000"),
+        ] {
+            assert_eq!(
+                image_from_bytes(head),
+                Err(DecodeError::Unsupported(format.into()))
+            );
+        }
         let bytes = png(64, 64);
         let truncated = &bytes[..bytes.len() / 2];
         assert!(matches!(

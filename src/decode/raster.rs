@@ -117,10 +117,24 @@ pub(crate) fn jpeg_can_fill(size: usize, width: u32, height: u32) -> bool {
 }
 
 /// Why bytes that no image decoder recognises are not an image, as precisely as their first
-/// bytes tell: a zip archive (a `.keras` model or a folder someone zipped), an SVG drawing.
+/// bytes tell: a zip archive (a `.keras` model or a folder someone zipped), a phone's HEIF
+/// photo, a JPEG 2000 export, an SVG drawing.
 fn not_an_image(bytes: &[u8]) -> DecodeError {
     if bytes.starts_with(b"PK\x03\x04") {
         return DecodeError::Archive;
+    }
+    // An ISO media file's `ftyp` box names its brand; these are HEIF's (iPhones save HEIC).
+    if bytes.get(4..8) == Some(b"ftyp")
+        && matches!(
+            bytes.get(8..12),
+            Some(b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1")
+        )
+    {
+        return DecodeError::Unsupported("HEIF/HEIC".into());
+    }
+    // The JP2 signature box, or a bare JPEG 2000 codestream (SOC then SIZ markers).
+    if bytes.starts_with(b"\0\0\0\x0CjP  \r\n\x87\n") || bytes.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
+        return DecodeError::Unsupported("JPEG 2000".into());
     }
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
     let text = head.trim_start_matches('\u{feff}').trim_start();
