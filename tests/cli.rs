@@ -344,6 +344,20 @@ fn batches_give_the_results_of_single_images_in_file_order() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A picture stored turned, with an EXIF Orientation saying how to show it (as phones save
+/// them), is analysed the way browsers and viewers show it: like the same X-ray stored upright
+/// (`tests/fixtures/make_exif_turned.py`; the two differ only by JPEG re-encoding).
+#[test]
+fn an_exif_turned_jpeg_is_analysed_upright() {
+    let rows = json_lines(&[
+        "--show-anyway",
+        "tests/data/exif_upright.jpg",
+        "tests/data/exif_turned.jpg",
+    ]);
+    let p = |i: usize| rows[i]["probability"].as_f64().unwrap();
+    assert!((p(0) - p(1)).abs() < 0.01, "upright {} vs turned {}", p(0), p(1));
+}
+
 /// Each kind of bad input in the README's table gets its message as that file's `error`, and
 /// the files after it are still analysed (fixtures: tests/fixtures/make_bad_inputs.py; more
 /// DICOM cases, compressed and truncated, in tests/dicom.rs).

@@ -47,6 +47,9 @@ const FOUR = [NORMAL[0], PNEUMONIA[0], NORMAL[1], PNEUMONIA[1]];
 const NOT_XRAY = join(ROOT, 'tests/data/not_xray_64.png');
 const XRAY_64 = join(ROOT, 'tests/data/xray_64.png');
 const XRAY_64_INVERTED = join(ROOT, 'tests/data/xray_64_inverted.png');
+// One X-ray stored upright, and stored turned with an EXIF Orientation (make_exif_turned.py).
+const EXIF_UPRIGHT = join(ROOT, 'tests/data/exif_upright.jpg');
+const EXIF_TURNED = join(ROOT, 'tests/data/exif_turned.jpg');
 const TWENTY = [...NORMAL, ...PNEUMONIA];
 
 // Probabilities from the native CLI for the same files, weights and preprocessing.
@@ -179,6 +182,27 @@ async function heatmapStats(page) {
   });
 }
 
+// The heatmap canvas's red-minus-blue per pixel: the colour map alone (the X-ray under it is grey).
+async function heatmapHue(page) {
+  return page.evaluate(() => {
+    const c = document.querySelector('[data-testid=heatmap]');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const hue = [];
+    for (let i = 0; i < d.length; i += 4) hue.push(d[i] - d[i + 2]);
+    return { width: c.width, height: c.height, hue };
+  });
+}
+
+function correlation(a, b) {
+  const mean = (x) => x.reduce((s, v) => s + v, 0) / x.length;
+  const [ma, mb] = [mean(a), mean(b)];
+  let ab = 0, aa = 0, bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += (a[i] - ma) * (b[i] - mb); aa += (a[i] - ma) ** 2; bb += (b[i] - mb) ** 2;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
 function checkHeatmap(stats) {
   assert(stats.width > 50 && stats.height > 50, `heatmap canvas is ${stats.width}×${stats.height}`);
   assert(stats.colours > 200 && stats.std > 10, `heatmap looks flat: ${JSON.stringify(stats)}`);
@@ -264,6 +288,32 @@ const checks = {
       await page.waitForFunction(() => /JPEG 2000/.test(document.querySelector('[data-testid=error]')?.textContent ?? ''), null, { timeout: 60_000 });
       await page.screenshot({ path: join(ARTIFACTS, 'dicom-error.png'), fullPage: true });
       return `${files.length} DICOM files, max |Δp| vs CLI ${worst.toExponential(2)}; no patient identifier in the page; JPEG 2000 named`;
+    });
+  },
+
+  // The browser shows a JPEG stored turned, with an EXIF Orientation, upright: the model and the
+  // heatmap must see it upright too. The turned file gives the upright file's probability (and
+  // the CLI's), and its heatmap, drawn over the browser's upright picture, is the upright file's.
+  async exif({ url }) {
+    const files = [EXIF_UPRIGHT, EXIF_TURNED];
+    const cli = cliPredictions(files);
+    return withBrowser(async ({ page }) => {
+      await open(page, `${url}?backend=cpu`);
+      const shown = [], maps = [];
+      let worst = 0;
+      for (const file of files) {
+        shown.push(await classify(page, file));
+        worst = Math.max(worst, compare(shown.at(-1), cli, file));
+        maps.push(await heatmapHue(page));
+      }
+      const [up, turned] = maps;
+      assert(up.width === turned.width && up.height === turned.height && up.width > up.height,
+        `heatmaps ${up.width}×${up.height} and ${turned.width}×${turned.height}: both should be the upright (landscape) picture`);
+      const delta = Math.abs(shown[0].probability - shown[1].probability);
+      assert(delta < 0.01, `upright p ${shown[0].probabilityText}, turned p ${shown[1].probabilityText}`);
+      const r = correlation(up.hue, turned.hue);
+      assert(r > 0.9, `the turned file's heatmap correlates ${r.toFixed(3)} with the upright file's`);
+      return `upright p ${shown[0].probabilityText}, turned ${shown[1].probabilityText} (max |Δp| vs CLI ${worst.toExponential(2)}); heatmaps ${up.width}×${up.height}, correlation ${r.toFixed(3)}`;
     });
   },
 
