@@ -355,7 +355,12 @@ fn an_exif_turned_jpeg_is_analysed_upright() {
         "tests/data/exif_turned.jpg",
     ]);
     let p = |i: usize| rows[i]["probability"].as_f64().unwrap();
-    assert!((p(0) - p(1)).abs() < 0.01, "upright {} vs turned {}", p(0), p(1));
+    assert!(
+        (p(0) - p(1)).abs() < 0.01,
+        "upright {} vs turned {}",
+        p(0),
+        p(1)
+    );
 }
 
 /// Each kind of bad input in the README's table gets its message as that file's `error`, and
@@ -487,6 +492,10 @@ fn every_bad_input_gets_its_message_and_the_next_file_goes_on() {
         (
             "tests/fuzz/decode/item-outside-a-sequence-hid-a-3.8-GB-length.dcm".into(),
             "element (0038,0000) declares 3774863615 bytes but only 12641 follow",
+        ),
+        (
+            "tests/fuzz/decode/sq-vr-in-the-meta-group-hid-a-3.5-GB-length.dcm".into(),
+            "file meta information: element (0002,0010) declares 3519926734 bytes but only 432 follow",
         ),
         (
             "tests/fuzz/decode/meta-element-straddling-the-group-end-2.9-GB.dcm".into(),

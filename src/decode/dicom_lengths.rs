@@ -107,9 +107,38 @@ pub fn check_meta(bytes: &[u8]) -> Result<(), String> {
                 bytes.len() - 12
             ));
         }
-        walk(&bytes[12..], meta, None, group_length)?;
+        check_meta_group(&bytes[12..], group_length)?;
     }
     check(bytes, meta, Some(0x0002))
+}
+
+/// The elements inside the meta group length, as dicom-rs' meta reader reads them: flat, each
+/// a header and a value of defined length whatever its VR or group (an SQ there is not a
+/// sequence; an undefined length is refused before anything is read).
+fn check_meta_group(bytes: &[u8], group_length: usize) -> Result<(), String> {
+    let meta = Encoding::META;
+    let mut at = 0;
+    while at < group_length && at + 8 <= bytes.len() {
+        let tag = (meta.u16_at(bytes, at), meta.u16_at(bytes, at + 2));
+        let code = [bytes[at + 4], bytes[at + 5]];
+        let (length, header) = if tag.0 == 0xFFFE {
+            (meta.u32_at(bytes, at + 4), 8)
+        } else if long_form(&code) {
+            if at + 12 > bytes.len() {
+                return Ok(());
+            }
+            (meta.u32_at(bytes, at + 8), 12)
+        } else {
+            (meta.u16_at(bytes, at + 6) as u32, 8)
+        };
+        if length == UNDEFINED {
+            return Ok(());
+        }
+        at += header;
+        fits(tag, length, bytes.len() - at)?;
+        at += length as usize;
+    }
+    Ok(())
 }
 
 /// A sequence or an item the walk is in, as dicom-rs' data set reader stacks them; `end` is
@@ -345,6 +374,23 @@ mod tests {
         let err = check_meta(&meta).unwrap_err();
         assert!(
             err.contains("(0002,0003) declares 2922524209 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_meta_element_marked_sq_is_a_plain_value() {
+        // dicom-rs' meta reader reads every element as a header and a value: an SQ there opens
+        // no sequence, and the elements after it are read on (found by fuzzing: 3.5 GB).
+        let version = element((0x0002, 0x0001), b"SQ", &[0, 1]);
+        let mut lying = [0x0002u16.to_le_bytes(), 0x0010u16.to_le_bytes()].concat();
+        lying.extend_from_slice(b"U\xC0\0\0"); // no such VR: UN, reserved bytes, 4-byte length
+        lying.extend_from_slice(&0xD1CD_D1CEu32.to_le_bytes());
+        let group = element((0x0002, 0x0000), b"UL", &64u32.to_le_bytes());
+        let meta = [group, version, lying, vec![0; 40]].concat();
+        let err = check_meta(&meta).unwrap_err();
+        assert!(
+            err.contains("(0002,0010) declares 3519926734 bytes"),
             "{err}"
         );
     }

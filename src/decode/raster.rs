@@ -133,7 +133,9 @@ fn not_an_image(bytes: &[u8]) -> DecodeError {
         return DecodeError::Unsupported("HEIF/HEIC".into());
     }
     // The JP2 signature box, or a bare JPEG 2000 codestream (SOC then SIZ markers).
-    if bytes.starts_with(b"\0\0\0\x0CjP  \r\n\x87\n") || bytes.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
+    if bytes.starts_with(b"\0\0\0\x0CjP  \r\n\x87\n")
+        || bytes.starts_with(&[0xFF, 0x4F, 0xFF, 0x51])
+    {
         return DecodeError::Unsupported("JPEG 2000".into());
     }
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
