@@ -120,16 +120,8 @@ fn check_meta_group(bytes: &[u8], group_length: usize) -> Result<(), String> {
     let mut at = 0;
     while at < group_length && at + 8 <= bytes.len() {
         let tag = (meta.u16_at(bytes, at), meta.u16_at(bytes, at + 2));
-        let code = [bytes[at + 4], bytes[at + 5]];
-        let (length, header) = if tag.0 == 0xFFFE {
-            (meta.u32_at(bytes, at + 4), 8)
-        } else if long_form(&code) {
-            if at + 12 > bytes.len() {
-                return Ok(());
-            }
-            (meta.u32_at(bytes, at + 8), 12)
-        } else {
-            (meta.u16_at(bytes, at + 6) as u32, 8)
+        let Some((length, header, _)) = element_header(bytes, at, meta, tag) else {
+            return Ok(());
         };
         if length == UNDEFINED {
             return Ok(());
@@ -158,16 +150,6 @@ struct Open {
 /// element is expected is a plain element to dicom-rs, whose value it skips; descending into
 /// it, as the walk once did, checked other headers than the ones dicom-rs then read.
 pub fn check(bytes: &[u8], encoding: Encoding, only_group: Option<u16>) -> Result<(), String> {
-    walk(bytes, encoding, only_group, usize::MAX)
-}
-
-/// [`check`], ending at the first header that starts at `stop` or later.
-fn walk(
-    bytes: &[u8],
-    encoding: Encoding,
-    only_group: Option<u16>,
-    stop: usize,
-) -> Result<(), String> {
     let mut at = 0;
     let mut open: Vec<Open> = Vec::new();
     let mut expect_item = false;
@@ -187,7 +169,7 @@ fn walk(
                 std::cmp::Ordering::Greater => break,
             }
         }
-        if at + 8 > bytes.len() || at >= stop {
+        if at + 8 > bytes.len() {
             return Ok(());
         }
         elements += 1;
@@ -235,21 +217,8 @@ fn walk(
             }
             continue;
         }
-        let (length, header, vr) = if tag.0 == 0xFFFE {
-            (encoding.u32_at(bytes, at + 4), 8, VR::UN)
-        } else if encoding.explicit_vr {
-            let code = [bytes[at + 4], bytes[at + 5]];
-            let vr = VR::from_binary(code).unwrap_or(VR::UN);
-            if long_form(&code) {
-                if at + 12 > bytes.len() {
-                    return Ok(());
-                }
-                (encoding.u32_at(bytes, at + 8), 12, vr)
-            } else {
-                (encoding.u16_at(bytes, at + 6) as u32, 8, vr)
-            }
-        } else {
-            (encoding.u32_at(bytes, at + 4), 8, implicit_vr(tag))
+        let Some((length, header, vr)) = element_header(bytes, at, encoding, tag) else {
+            return Ok(());
         };
         if let Some(size) = value_size(vr)
             && length != UNDEFINED
@@ -295,6 +264,29 @@ fn walk(
         fits(tag, length, remaining)?;
         at += length as usize;
     }
+}
+
+/// The value length, header size and VR of the element whose (already read) `tag` starts at
+/// `at`, as dicom-rs' header decoders read them; `None` where the end of `bytes` cuts the header.
+fn element_header(
+    bytes: &[u8],
+    at: usize,
+    encoding: Encoding,
+    tag: (u16, u16),
+) -> Option<(u32, usize, VR)> {
+    if tag.0 == 0xFFFE {
+        // Items and delimiters have no VR.
+        return Some((encoding.u32_at(bytes, at + 4), 8, VR::UN));
+    }
+    if !encoding.explicit_vr {
+        return Some((encoding.u32_at(bytes, at + 4), 8, implicit_vr(tag)));
+    }
+    let code = [bytes[at + 4], bytes[at + 5]];
+    let vr = VR::from_binary(code).unwrap_or(VR::UN);
+    if !long_form(&code) {
+        return Some((encoding.u16_at(bytes, at + 6) as u32, 8, vr));
+    }
+    (at + 12 <= bytes.len()).then(|| (encoding.u32_at(bytes, at + 8), 12, vr))
 }
 
 /// Where a sequence or item whose contents start at `at` ends: nowhere for an undefined length
