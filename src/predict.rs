@@ -274,10 +274,10 @@ impl Pipeline {
 /// (ms).
 pub fn decode_with_fixes(bytes: &[u8], fixes: &[Fix]) -> Result<(Decoded, f64), DecodeError> {
     let start = Instant::now();
-    let Decoded { image, dicom } = decode::decode(bytes)?;
-    let image = fixes.iter().fold(image, |image, fix| fix.apply(&image));
+    let decoded = decode::decode(bytes)?;
+    let image = fixes.iter().fold(decoded.image, |image, fix| fix.apply(&image));
     Ok((
-        Decoded { image, dicom },
+        Decoded { image, ..decoded },
         start.elapsed().as_secs_f64() * 1e3,
     ))
 }

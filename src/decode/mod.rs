@@ -18,6 +18,9 @@ use image::DynamicImage;
 pub struct Decoded {
     pub image: DynamicImage,
     pub dicom: Option<DicomInfo>,
+    /// The file's EXIF orientation turned or mirrored its stored pixels: a page that shows the
+    /// file itself relies on the browser doing the same (Firefox ignores it in a PNG).
+    pub turned_by_exif: bool,
 }
 
 /// Files above this size are refused before they are read: a radiograph at the 50-megapixel
@@ -46,9 +49,15 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         return Ok(Decoded {
             image,
             dicom: Some(info),
+            turned_by_exif: false,
         });
     }
-    raster::decode(bytes).map(|image| Decoded { image, dicom: None })
+    let (image, orientation) = raster::decode(bytes)?;
+    Ok(Decoded {
+        image,
+        dicom: None,
+        turned_by_exif: orientation != image::metadata::Orientation::NoTransforms,
+    })
 }
 
 /// Reads and decodes an image file.
@@ -183,11 +192,10 @@ mod tests {
             (1, upright.clone()),
         ] {
             let turned = [&plain[..2], &exif_orientation(value), &plain[2..]].concat();
-            assert_eq!(
-                image_from_bytes(&turned).unwrap(),
-                expected,
-                "orientation {value}"
-            );
+            let decoded = decode(&turned).unwrap();
+            assert_eq!(decoded.image, expected, "orientation {value}");
+            // The app then shows the decoded pixels, not the file, whatever the browser does.
+            assert_eq!(decoded.turned_by_exif, value != 1, "orientation {value}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! PNG and JPEG bytes → an image, with the size limit checked from the header first.
 
 use super::error::DecodeError;
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use std::io::Cursor;
 
@@ -8,8 +9,9 @@ use std::io::Cursor;
 /// gigabytes once decoded, which a browser tab does not have).
 pub const MAX_PIXELS: u64 = 50_000_000;
 
-/// PNG or JPEG through the `image` crate, refusing huge or cut-off files before decoding.
-pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
+/// PNG or JPEG through the `image` crate, refusing huge or cut-off files before decoding. The
+/// image comes upright, with the EXIF orientation that turned it.
+pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, Orientation), DecodeError> {
     let format = image::guess_format(bytes).map_err(|_| not_an_image(bytes))?;
     if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
         return Err(DecodeError::Unsupported(
@@ -60,7 +62,7 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
     let orientation = decoder.orientation().map_err(corrupt)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     image.apply_orientation(orientation);
-    Ok(image)
+    Ok((image, orientation))
 }
 
 fn corrupt(error: image::ImageError) -> DecodeError {
