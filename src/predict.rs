@@ -275,7 +275,9 @@ impl Pipeline {
 pub fn decode_with_fixes(bytes: &[u8], fixes: &[Fix]) -> Result<(Decoded, f64), DecodeError> {
     let start = Instant::now();
     let decoded = decode::decode(bytes)?;
-    let image = fixes.iter().fold(decoded.image, |image, fix| fix.apply(&image));
+    let image = fixes
+        .iter()
+        .fold(decoded.image, |image, fix| fix.apply(&image));
     Ok((
         Decoded { image, ..decoded },
         start.elapsed().as_secs_f64() * 1e3,

@@ -110,8 +110,8 @@ async fn analyse(
             Err(Ended(why)) => return Err(UiError::WorkerEnded(why)),
         }
     };
-    // A browser cannot show a DICOM file, nor the file as fixed, and may not turn it as its EXIF
-    // says: the worker then sent the grey levels the model was given.
+    // A browser cannot show a DICOM file, nor the file as fixed or stretched, and may not turn
+    // it as its EXIF says: the worker then sent the grey levels the model was given.
     let url = match png {
         Some(png) => blob_url(&png, "image/png"),
         None => object_url(file),

@@ -18,9 +18,10 @@ use image::DynamicImage;
 pub struct Decoded {
     pub image: DynamicImage,
     pub dicom: Option<DicomInfo>,
-    /// The file's EXIF orientation turned or mirrored its stored pixels: a page that shows the
-    /// file itself relies on the browser doing the same (Firefox ignores it in a PNG).
-    pub turned_by_exif: bool,
+    /// Decoding changed the file's stored pixels: turned as its EXIF orientation says (which
+    /// Firefox ignores in a PNG) or 16-bit values stretched to their range. A page showing the
+    /// file itself would not show what was analysed.
+    pub differs_from_file: bool,
 }
 
 /// Files above this size are refused before they are read: a radiograph at the 50-megapixel
@@ -49,14 +50,14 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         return Ok(Decoded {
             image,
             dicom: Some(info),
-            turned_by_exif: false,
+            differs_from_file: false,
         });
     }
-    let (image, orientation) = raster::decode(bytes)?;
+    let (image, differs_from_file) = raster::decode(bytes)?;
     Ok(Decoded {
         image,
         dicom: None,
-        turned_by_exif: orientation != image::metadata::Orientation::NoTransforms,
+        differs_from_file,
     })
 }
 
@@ -170,6 +171,38 @@ mod tests {
         );
     }
 
+    /// A 16-bit grey PNG of a 32×8 ramp through 0..=255, each value scaled by `scale`.
+    fn png16(scale: impl Fn(u32) -> u16) -> Vec<u8> {
+        let ramp = image::ImageBuffer::from_fn(32, 8, |x, y| image::Luma([scale(x * 8 + y)]));
+        let mut out = Vec::new();
+        DynamicImage::ImageLuma16(ramp)
+            .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn sixteen_bit_values_in_fewer_bits_are_stretched_to_the_full_range() {
+        let full = |v: u32| (v * 257) as u16;
+        let want = decode(&png16(full)).unwrap();
+        assert!(
+            !want.differs_from_file,
+            "a full-range file is left as it is"
+        );
+        let want = want.image.into_luma16();
+        // 12-bit data (largest 4095) and 8-bit data (largest 255) stored in 16 bits.
+        let twelve_bit: fn(u32) -> u16 = |v| ((v * 4095 + 127) / 255) as u16;
+        let eight_bit: fn(u32) -> u16 = |v| v as u16;
+        for (scale, tolerance) in [(twelve_bit, 9), (eight_bit, 0)] {
+            let decoded = decode(&png16(scale)).unwrap();
+            assert!(decoded.differs_from_file);
+            let got = decoded.image.into_luma16();
+            for (a, b) in got.pixels().zip(want.pixels()) {
+                assert!(a[0].abs_diff(b[0]) <= tolerance, "{} vs {}", a[0], b[0]);
+            }
+        }
+    }
+
     /// An APP1 segment holding only an EXIF Orientation tag (big-endian TIFF, one IFD entry).
     fn exif_orientation(value: u16) -> Vec<u8> {
         let mut body = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
@@ -195,7 +228,7 @@ mod tests {
             let decoded = decode(&turned).unwrap();
             assert_eq!(decoded.image, expected, "orientation {value}");
             // The app then shows the decoded pixels, not the file, whatever the browser does.
-            assert_eq!(decoded.turned_by_exif, value != 1, "orientation {value}");
+            assert_eq!(decoded.differs_from_file, value != 1, "orientation {value}");
         }
     }
 

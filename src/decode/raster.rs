@@ -10,8 +10,9 @@ use std::io::Cursor;
 pub const MAX_PIXELS: u64 = 50_000_000;
 
 /// PNG or JPEG through the `image` crate, refusing huge or cut-off files before decoding. The
-/// image comes upright, with the EXIF orientation that turned it.
-pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, Orientation), DecodeError> {
+/// image comes upright and 16-bit values fill their range; the flag says whether either changed
+/// the pixels from the file as stored.
+pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, bool), DecodeError> {
     let format = image::guess_format(bytes).map_err(|_| not_an_image(bytes))?;
     if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
         return Err(DecodeError::Unsupported(
@@ -62,7 +63,40 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, Orientation), DecodeError> 
     let orientation = decoder.orientation().map_err(corrupt)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     image.apply_orientation(orientation);
-    Ok((image, orientation))
+    let stretched = stretch_to_stored_bits(&mut image);
+    Ok((image, stretched || orientation != Orientation::NoTransforms))
+}
+
+/// Scales a 16-bit image whose values all fit in fewer bits (12-bit detector data stored in 16
+/// bits, as DICOM → PNG conversions write) to the full 16-bit range, as DICOM's Bits Stored
+/// would: read as 16-bit it is nearly black and unlike any X-ray. The stored bits are the fewest
+/// (at least 8) that hold the largest colour value; alpha is left alone. Returns whether it
+/// scaled.
+fn stretch_to_stored_bits(image: &mut DynamicImage) -> bool {
+    let (samples, channels, colours): (&mut [u16], usize, usize) = match image {
+        DynamicImage::ImageLuma16(buffer) => (&mut **buffer, 1, 1),
+        DynamicImage::ImageLumaA16(buffer) => (&mut **buffer, 2, 1),
+        DynamicImage::ImageRgb16(buffer) => (&mut **buffer, 3, 3),
+        DynamicImage::ImageRgba16(buffer) => (&mut **buffer, 4, 3),
+        _ => return false,
+    };
+    let largest = samples
+        .chunks_exact(channels)
+        .flat_map(|pixel| &pixel[..colours])
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let bits = (16 - largest.leading_zeros()).max(8);
+    if largest == 0 || bits == 16 {
+        return false;
+    }
+    let top = (1u32 << bits) - 1;
+    for pixel in samples.chunks_exact_mut(channels) {
+        for value in &mut pixel[..colours] {
+            *value = ((*value as u32 * 65535 + top / 2) / top) as u16;
+        }
+    }
+    true
 }
 
 fn corrupt(error: image::ImageError) -> DecodeError {

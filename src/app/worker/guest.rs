@@ -122,14 +122,15 @@ async fn load(
 }
 
 /// Decodes `bytes`, applies `fixes` and analyses the image. Also returns the grey levels the
-/// model was given as PNG when the page cannot show the file as analysed (DICOM, fixed, or
-/// turned by its EXIF, which not every browser applies).
+/// model was given as PNG when the page cannot show the file as analysed (DICOM, fixed, turned
+/// by its EXIF, which not every browser applies, or 16-bit values stretched).
 async fn analyse(bytes: &[u8], fixes: &[Fix]) -> Result<(Outcome, Option<Vec<u8>>), UiError> {
     let pipeline = pipeline()?;
     crate::decode::check_file_size(bytes.len() as u64)?;
     let (decoded, decode_ms) = decode_with_fixes(bytes, fixes)?;
     let p = pipeline.analyse_image(&decoded.image).await?;
-    let shown_from_pixels = decoded.dicom.is_some() || decoded.turned_by_exif || !fixes.is_empty();
+    let shown_from_pixels =
+        decoded.dicom.is_some() || decoded.differs_from_file || !fixes.is_empty();
     let png = shown_from_pixels.then(|| png_bytes(&decoded.image));
     let outcome = Outcome {
         probability: p.probability,
