@@ -1,6 +1,6 @@
 """How many edges of this crate's own code each fuzzing run reached, and when (docs/fuzzing.md).
 
-    python3 scripts/fuzz_coverage.py runs/fuzz TARGET [TARGET ...] [--corpora DIR] [--last] [--lines]
+    python3 scripts/fuzz_coverage.py runs/fuzz TARGET [TARGET ...] [--corpora DIR] [--last] [--lines] [--where]
 
 libFuzzer's `cov` counts edges in the whole binary: the standard library, serde_json, dicom-rs,
 zune-jpeg, hdf5-pure... A run can go on finding edges in a dependency's parser long after it
@@ -16,7 +16,10 @@ The last column is exact: libFuzzer lists every edge a reached function has not 
 (`UNCOVERED_PC`, at the innermost inlined source line), so the edges located in our `src/` that a
 reached function took in the second half are how many fewer of its untaken edges lie there at the
 end than at half time; a function of ours first reached in the second half counts apart.
-`--lines` lists the source lines of those edges under the table.
+`--lines` lists the source lines of those edges under the table. `--where` also replays the corpus
+at three quarters of the run's time and says in which crates the edges reached in the last quarter
+lie (by the source file of the function that holds them, so inlined code counts where it was
+inlined; the total can differ a little from the difference of libFuzzer's `cov`).
 
 scripts/fuzz.sh runs with `-reduce_inputs=0`, so no corpus file is deleted and the snapshots are
 exact. Runs without it (libFuzzer's default replaces a file by a smaller one with the same
@@ -41,6 +44,17 @@ FOUND = re.compile(r"INFO:\s+\d+ files found in (\S+)")
 FUNC = re.compile(r"^COVERED_FUNC: hits: \d+ edges: (\d+)/(\d+) (.*) ((\S+):\d+)$")
 UNTAKEN = re.compile(r"^\s+UNCOVERED_PC: ((\S+):\d+)$")
 OURS = str(ROOT / "src") + "/"
+CRATE = re.compile(r"/registry/src/[^/]+/(.+?)-\d+\.\d+\.\d+[^/]*/|/rustc/[^/]+/library/([^/]+)/")
+
+
+def crate_of(path: str) -> str:
+    """The crate a source file belongs to: ours, a dependency (without its version), or the
+    standard library's part (core, alloc, std)."""
+    if path.startswith(OURS):
+        return "pneumoscope"
+    if m := CRATE.search(path):
+        return m[1] or m[2]
+    return "other"
 
 
 def folders(run):
@@ -60,19 +74,21 @@ def snapshot(corpus: Path, until: float, into: Path):
 
 
 def edges(target: str, inputs):
-    """Covered edges of this crate's functions, of all functions, per function of ours, and per
-    reached function (any crate's) its untaken edges located in our `src/`, after replaying `inputs`."""
+    """Covered edges of this crate's functions, of all functions, per function of ours, per
+    reached function (any crate's) its untaken edges located in our `src/`, and per crate, after
+    replaying `inputs`."""
     replay = subprocess.run(
         [BINARIES / target, "-runs=0", "-print_coverage=1", "-detect_leaks=0",
          "-rss_limit_mb=2048", "-timeout=5", *map(str, inputs)],
         capture_output=True, text=True, errors="replace", check=False,
     )
     ours = everything = 0
-    functions, untaken, current = {}, {}, None
+    functions, untaken, current, crates = {}, {}, None, Counter()
     for line in replay.stderr.splitlines():
         if m := FUNC.match(line):
             covered = int(m[1])
             everything += covered
+            crates[crate_of(m[5])] += covered
             # Generic copies can share a name and line: the key tells them apart in order.
             current = next(k for n in range(len(untaken) + 1)
                            if (k := (m[3], m[4], m[2], n)) not in untaken)
@@ -84,7 +100,7 @@ def edges(target: str, inputs):
             untaken[current][m[1].removeprefix(OURS)] += 1
     if not everything:
         raise SystemExit(f"{target}: the replay printed no coverage:\n{replay.stderr[-2000:]}")
-    return ours, everything, functions, untaken
+    return ours, everything, functions, untaken, crates
 
 
 def taken_in_our_source(at_half, at_end):
@@ -98,17 +114,19 @@ def taken_in_our_source(at_half, at_end):
     return taken, new
 
 
-def report(target: str, run, corpora, lines=False):
+def report(target: str, run, corpora, lines=False, where=False):
     start, end = window(run)
     corpus, seeds = folders(run)
     if corpora:
         corpus = str(corpora / Path(corpus).name)
-    counts = []
-    for until in (start - 1, start + (end - start) / 2, end):
+
+    def replay(until):
         with tempfile.TemporaryDirectory(dir=Path(corpus).parent) as held:
             snapshot(Path(corpus), until, Path(held))
-            counts.append(edges(target, [held, *seeds]))
-    (ours0, all0, _, _), (ours1, all1, at_half, untaken1), (ours2, all2, at_end, untaken2) = counts
+            return edges(target, [held, *seeds])
+
+    counts = [replay(until) for until in (start - 1, start + (end - start) / 2, end)]
+    (ours0, all0, *_), (ours1, all1, at_half, untaken1, _), (ours2, all2, at_end, untaken2, crates) = counts
     grew = sorted(f for f in at_end if at_end[f] > at_half.get(f, 0))
     taken, new = taken_in_our_source(untaken1, untaken2)
     exact = f"{taken.total()}" + (f", and new functions of ours: {', '.join(new)}" if new else "")
@@ -119,8 +137,12 @@ def report(target: str, run, corpora, lines=False):
         flush=True,
     )
     if lines and taken:
-        where = ", ".join(f"{line} ({n})" if n > 1 else line for line, n in sorted(taken.items()))
-        print(f"\n`{target}`, edges in our source taken in the second half: {where}\n", flush=True)
+        spots = ", ".join(f"{line} ({n})" if n > 1 else line for line, n in sorted(taken.items()))
+        print(f"\n`{target}`, edges in our source taken in the second half: {spots}\n", flush=True)
+    if where:
+        gained = crates - replay(start + (end - start) * 3 / 4)[4]
+        spots = ", ".join(f"{crate} {n}" for crate, n in gained.most_common()) or "none"
+        print(f"\n`{target}`, edges reached in the last quarter, by crate: {spots}\n", flush=True)
 
 
 def main():
@@ -130,6 +152,8 @@ def main():
     parser.add_argument("--corpora", type=Path, help="a copy of the corpus folders to read instead")
     parser.add_argument("--last", action="store_true", help="only each target's last finished run")
     parser.add_argument("--lines", action="store_true", help="list where those exact edges lie")
+    parser.add_argument("--where", action="store_true",
+                        help="replay at three quarters too: the last quarter's new edges by crate")
     args = parser.parse_args()
     print(
         "| target | run | edges of this crate: start → half → end "
@@ -140,7 +164,7 @@ def main():
     for target in args.targets:
         ended = [run for run in runs(args.folder / f"{target}.log") if finished(run)]
         for run in ended[-1:] if args.last else ended:
-            report(target, run, args.corpora, args.lines)
+            report(target, run, args.corpora, args.lines, args.where)
 
 
 if __name__ == "__main__":
