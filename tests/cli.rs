@@ -347,7 +347,7 @@ fn batches_give_the_results_of_single_images_in_file_order() {
 
 /// A picture stored turned, with an EXIF Orientation saying how to show it (as phones save
 /// them), is analysed the way browsers and viewers show it: like the same X-ray stored upright
-/// (`tests/fixtures/make_exif_turned.py`; the two differ only by JPEG re-encoding).
+/// (`tests/fixtures/make_display_fixtures.py`; the two differ only by JPEG re-encoding).
 #[test]
 fn an_exif_turned_jpeg_is_analysed_upright() {
     let rows = json_lines(&["--show-anyway", EXIF_UPRIGHT, "tests/data/exif_turned.jpg"]);

@@ -47,9 +47,11 @@ const FOUR = [NORMAL[0], PNEUMONIA[0], NORMAL[1], PNEUMONIA[1]];
 const NOT_XRAY = join(ROOT, 'tests/data/not_xray_64.png');
 const XRAY_64 = join(ROOT, 'tests/data/xray_64.png');
 const XRAY_64_INVERTED = join(ROOT, 'tests/data/xray_64_inverted.png');
-// One X-ray stored upright, and stored turned with an EXIF Orientation (make_exif_turned.py).
+// One X-ray stored upright, stored turned with an EXIF Orientation, and stored as 12-bit values in
+// a 16-bit PNG (make_display_fixtures.py).
 const EXIF_UPRIGHT = join(ROOT, 'tests/data/exif_upright.jpg');
 const EXIF_TURNED = join(ROOT, 'tests/data/exif_turned.jpg');
+const TWELVE_BIT = join(ROOT, 'tests/data/twelve_bit.png');
 const TWENTY = [...NORMAL, ...PNEUMONIA];
 
 // Probabilities from the native CLI for the same files, weights and preprocessing.
@@ -291,29 +293,45 @@ const checks = {
     });
   },
 
-  // The browser shows a JPEG stored turned, with an EXIF Orientation, upright: the model and the
-  // heatmap must see it upright too. The turned file gives the upright file's probability (and
-  // the CLI's), and its heatmap, drawn over the browser's upright picture, is the upright file's.
-  async exif({ url }) {
-    const files = [EXIF_UPRIGHT, EXIF_TURNED];
+  // The page shows each file as it was analysed, whatever the browser makes of the file itself:
+  // a JPEG stored turned with an EXIF Orientation (browsers show it upright, not all do so for a
+  // PNG) and a 16-bit PNG of 12-bit values (browsers show it nearly black) give the upright 8-bit
+  // file's probability (and the CLI's), its heatmap over the upright picture, and its brightness.
+  async display({ url }) {
+    const files = [EXIF_UPRIGHT, EXIF_TURNED, TWELVE_BIT];
     const cli = cliPredictions(files);
     return withBrowser(async ({ page }) => {
       await open(page, `${url}?backend=cpu`);
-      const shown = [], maps = [];
+      const shown = [], maps = [], grey = [];
       let worst = 0;
       for (const file of files) {
         shown.push(await classify(page, file));
         worst = Math.max(worst, compare(shown.at(-1), cli, file));
         maps.push(await heatmapHue(page));
+        grey.push(await page.evaluate(() => {
+          const c = document.querySelector('[data-testid=original]');
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          let sum = 0;
+          for (let i = 0; i < d.length; i += 4) sum += d[i];
+          return sum / (d.length / 4);
+        }));
       }
-      const [up, turned] = maps;
-      assert(up.width === turned.width && up.height === turned.height && up.width > up.height,
-        `heatmaps ${up.width}×${up.height} and ${turned.width}×${turned.height}: both should be the upright (landscape) picture`);
-      const delta = Math.abs(shown[0].probability - shown[1].probability);
-      assert(delta < 0.01, `upright p ${shown[0].probabilityText}, turned p ${shown[1].probabilityText}`);
-      const r = correlation(up.hue, turned.hue);
-      assert(r > 0.9, `the turned file's heatmap correlates ${r.toFixed(3)} with the upright file's`);
-      return `upright p ${shown[0].probabilityText}, turned ${shown[1].probabilityText} (max |Δp| vs CLI ${worst.toExponential(2)}); heatmaps ${up.width}×${up.height}, correlation ${r.toFixed(3)}`;
+      const [up] = maps;
+      const r = [];
+      for (const [i, map] of maps.entries()) {
+        const name = basename(files[i]);
+        assert(map.width === up.width && map.height === up.height && up.width > up.height,
+          `${name}: heatmap ${map.width}×${map.height}, the upright file's ${up.width}×${up.height} (landscape)`);
+        const delta = Math.abs(shown[0].probability - shown[i].probability);
+        assert(delta < 0.01, `upright p ${shown[0].probabilityText}, ${name} p ${shown[i].probabilityText}`);
+        r.push(correlation(up.hue, map.hue));
+        assert(r.at(-1) > 0.9, `${name}: heatmap correlates ${r.at(-1).toFixed(3)} with the upright file's`);
+        assert(Math.abs(grey[i] - grey[0]) < 0.1 * grey[0],
+          `${name}: shown with mean grey ${grey[i].toFixed(1)}, the upright file with ${grey[0].toFixed(1)}`);
+      }
+      return `upright p ${shown[0].probabilityText}, EXIF-turned ${shown[1].probabilityText}, 12-bit PNG ${shown[2].probabilityText} `
+        + `(max |Δp| vs CLI ${worst.toExponential(2)}); heatmaps ${up.width}×${up.height}, correlation ${r[1].toFixed(3)} and ${r[2].toFixed(3)}; `
+        + `mean grey shown ${grey.map((g) => g.toFixed(1)).join(', ')}`;
     });
   },
 
