@@ -361,19 +361,11 @@ fn an_exif_turned_jpeg_is_analysed_upright() {
 }
 
 /// A 16-bit PNG holding 12-bit values (as DICOM → PNG conversions write them; read as 16-bit it
-/// is nearly black) is analysed like the same X-ray stored in 8 bits, not refused as unlike one.
+/// is nearly black) is analysed like the same X-ray stored in 8 bits, not refused as unlike one
+/// (`tests/fixtures/make_display_fixtures.py`).
 #[test]
 fn a_sixteen_bit_png_of_twelve_bit_values_is_analysed_like_the_eight_bit_file() {
-    let dir = temp_dir("twelve-bit");
-    let upright = image::open(EXIF_UPRIGHT).unwrap().into_luma8();
-    let twelve_bit = image::ImageBuffer::from_fn(upright.width(), upright.height(), |x, y| {
-        image::Luma([((upright.get_pixel(x, y)[0] as u32 * 4095 + 127) / 255) as u16])
-    });
-    let path = dir.join("twelve_bit.png");
-    image::DynamicImage::ImageLuma16(twelve_bit)
-        .save(&path)
-        .unwrap();
-    let rows = json_lines(&[EXIF_UPRIGHT, path.to_str().unwrap()]);
+    let rows = json_lines(&[EXIF_UPRIGHT, "tests/data/twelve_bit.png"]);
     let p = |i: usize| rows[i]["probability"].as_f64().unwrap();
     assert_eq!(rows[1]["refused"], false, "{}", rows[1]);
     assert!(
